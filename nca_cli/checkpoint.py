@@ -1,0 +1,153 @@
+"""Model files: safetensors weights plus JSON metadata, validated on load. Never pickle.
+
+A model file holds the tensors `w1.weight`, `w1.bias`, `w2.weight`, `w2.bias` and `target`
+(H, W, 4, premultiplied RGBA). Its string metadata holds JSON documents under the keys
+`format` ("nca-model"), `format_version`, `nca_version`, `model` (NCAConfig), `training`
+(TrainConfig plus summary) and `target` (name, size, pad, sha256).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from . import __version__
+from .atomic import atomic_output
+from .engine import NCA, NCAConfig
+from .errors import NCAError
+from .targets import Target
+
+FORMAT = "nca-model"
+FORMAT_VERSION = 1
+WEIGHT_NAMES = ("w1.weight", "w1.bias", "w2.weight", "w2.bias")
+BUNDLED_DEFAULT = "lizard"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to run, with what its file says about how it was made."""
+
+    model: NCA
+    target: Target | None
+    training: dict = field(default_factory=dict)
+    source: str = ""
+
+
+def bundled_models() -> dict[str, Path]:
+    """Models shipped inside the package, by name."""
+    folder = resources.files("nca_cli") / "models"
+    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".safetensors")}
+
+
+def resolve_model_path(spec: str | None) -> Path:
+    """A model argument: a file path, or the name of a bundled model (default: the lizard)."""
+    spec = spec or BUNDLED_DEFAULT
+    path = Path(spec)
+    if path.exists():
+        return path
+    bundled = bundled_models()
+    if spec in bundled:
+        return bundled[spec]
+    names = ", ".join(sorted(bundled)) or "none"
+    raise NCAError(f"model not found: {spec} (a .safetensors file, or a bundled model: {names})")
+
+
+def save_model(path: str | Path, model: NCA, target: Target, training: dict) -> None:
+    """Write a model file atomically."""
+    tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
+    tensors["target"] = target.rgba.detach().cpu().contiguous()
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "nca_version": __version__,
+        "model": json.dumps(model.config.to_dict()),
+        "training": json.dumps(training),
+        "target": json.dumps({"name": target.name, "size": target.size, "pad": target.pad,
+                              "sha256": target.sha256}),
+    }
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """All tensors and the metadata of a safetensors file; any damage becomes an NCAError."""
+    path = Path(path)
+    if not path.is_file():
+        raise NCAError(f"model not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise NCAError(f"cannot read {path}: not a safetensors file, or truncated or corrupt") from exc
+    return tensors, metadata
+
+
+def load_model(spec: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load and validate a model file (or a bundled model by name)."""
+    path = resolve_model_path(str(spec) if spec is not None else None)
+    tensors, meta = read_safetensors(path)
+    if meta.get("format") != FORMAT:
+        raise NCAError(f"{path} is not an nca model file (its metadata has no '{FORMAT}' format tag)")
+    try:
+        version = int(meta.get("format_version", "0"))
+        config = NCAConfig.from_dict(json.loads(meta["model"]))
+        training = json.loads(meta.get("training", "{}"))
+        target_info = json.loads(meta["target"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise NCAError(f"{path} has invalid metadata: {exc}") from exc
+    if version > FORMAT_VERSION:
+        raise NCAError(f"{path} uses model format version {version}; this nca reads up to {FORMAT_VERSION}")
+    model = NCA(config)
+    _check_weights(path, tensors, model)
+    model.load_state_dict({name: tensors[name] for name in WEIGHT_NAMES})
+    target = _stored_target(path, tensors.get("target"), target_info)
+    return LoadedModel(model=model.to(device).eval(), target=target, training=training, source=str(path))
+
+
+def _check_weights(path: Path, tensors: dict[str, torch.Tensor], model: NCA) -> None:
+    expected = model.state_dict()
+    for name in WEIGHT_NAMES:
+        if name not in tensors:
+            raise NCAError(f"{path} is missing the tensor {name}")
+        t = tensors[name]
+        if tuple(t.shape) != tuple(expected[name].shape):
+            raise NCAError(f"{path}: tensor {name} has shape {tuple(t.shape)}, but its config "
+                           f"needs {tuple(expected[name].shape)}")
+        if not torch.isfinite(t).all():
+            raise NCAError(f"{path}: tensor {name} holds NaN or infinite values")
+
+
+def _stored_target(path: Path, rgba: torch.Tensor | None, info: dict) -> Target | None:
+    if rgba is None:
+        return None
+    if rgba.ndim != 3 or rgba.shape[-1] != 4:
+        raise NCAError(f"{path}: the stored target has shape {tuple(rgba.shape)}, expected (H, W, 4)")
+    target = Target(name=str(info.get("name", "target")), rgba=rgba.float(),
+                    size=int(info.get("size", 0)), pad=int(info.get("pad", 0)))
+    if info.get("sha256") and info["sha256"] != target.sha256:
+        raise NCAError(f"{path}: the stored target does not match its recorded checksum")
+    return target
+
+
+def is_finite_model(model: NCA) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def format_duration(seconds: float) -> str:
+    """12.3 -> '12s', 754 -> '12m34s'."""
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

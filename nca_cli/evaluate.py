@@ -1,0 +1,59 @@
+"""How well a model does its job: grow the target from the seed, and regrow it after a cut."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .damage import apply_damage, circle_mask
+from .engine import NCA, rgba_loss, seed_state
+from .targets import Target
+
+GROW_STEPS = 200
+CUT_RADIUS = 10.0
+
+
+@dataclass
+class Quality:
+    """Mean RGBA losses over several runs: grown from the seed, and regrown after a cut."""
+
+    grow_loss: float
+    regrow_loss: float
+    runs: int
+    steps: int
+
+    def to_dict(self) -> dict:
+        return {"grow_loss": self.grow_loss, "regrow_loss": self.regrow_loss, "runs": self.runs,
+                "steps": self.steps, "cut_radius": CUT_RADIUS}
+
+
+def body_point(target: Target) -> tuple[float, float]:
+    """A point on the pattern: the opaque pixel nearest the alpha-weighted centroid. (row, col)"""
+    alpha = target.rgba[..., 3]
+    rows = torch.arange(alpha.shape[0], dtype=torch.float32)[:, None]
+    cols = torch.arange(alpha.shape[1], dtype=torch.float32)[None, :]
+    total = alpha.sum()
+    cy, cx = (alpha * rows).sum() / total, (alpha * cols).sum() / total
+    opaque = (alpha > 0.5).nonzero().float()
+    if len(opaque) == 0:
+        return float(cy), float(cx)
+    nearest = opaque[((opaque - torch.stack([cy, cx])) ** 2).sum(1).argmin()]
+    return float(nearest[0]), float(nearest[1])
+
+
+@torch.no_grad()
+def measure_quality(model: NCA, target: Target, runs: int = 8, steps: int = GROW_STEPS,
+                    seed: int = 0) -> Quality:
+    """Grow `runs` patterns for `steps` steps, cut a disc of radius 10 through the body, regrow `steps`."""
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    goal = target.rgba.to(device)
+    H, W = target.shape
+    x = model.rollout(seed_state(model.config, H, W, batch=runs, device=device), steps, generator=generator)
+    grow = rgba_loss(x, goal)
+    cy, cx = body_point(target)
+    cut = circle_mask(H, W, torch.tensor([cy]), torch.tensor([cx]), torch.tensor([CUT_RADIUS])).to(device)
+    x = model.rollout(apply_damage(x, cut[0]), steps, generator=generator)
+    regrow = rgba_loss(x, goal)
+    return Quality(grow_loss=float(grow.mean()), regrow_loss=float(regrow.mean()), runs=runs, steps=steps)

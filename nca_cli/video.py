@@ -1,0 +1,149 @@
+"""Frame writers for .mp4, .gif, .png and .npy outputs, chosen by the file suffix.
+
+Frames are streamed: every writer encodes or stores a frame when it arrives, so memory does not
+grow with the number of steps (a PNG strip is the exception: it is one image of all kept frames).
+All writers go through `atomic_output`, so an error or Ctrl-C never leaves half a file at `-o`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import GifImagePlugin, Image
+
+from .atomic import atomic_output
+from .errors import NCAError
+
+FORMATS = (".mp4", ".gif", ".png", ".npy")
+MIN_VIDEO_SIDE = 256
+
+
+def check_output_path(path: str | Path) -> str:
+    """The output's format from its suffix; an NCAError for anything else."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise NCAError(f"unsupported output {path}: use one of {', '.join(FORMATS)}")
+    return suffix
+
+
+def default_scale(height: int, width: int) -> int:
+    """Nearest-neighbour upscaling so the frame's shorter side is at least MIN_VIDEO_SIDE pixels."""
+    return max(1, math.ceil(MIN_VIDEO_SIDE / min(height, width)))
+
+
+def upscale(frame: np.ndarray, scale: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H*scale, W*scale, 3) by repeating pixels."""
+    if scale == 1:
+        return frame
+    return frame.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+class FrameSink:
+    """Receives frames: rendered uint8 RGB (H, W, 3) and the raw float state they came from."""
+
+    def add(self, rgb: np.ndarray, state: np.ndarray) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class _VideoSink(FrameSink):
+    def __init__(self, tmp: Path, fps: float, scale: int):
+        import imageio.v2 as imageio
+
+        self.scale = scale
+        # macro_block_size=1 keeps odd sizes as they are; we pad to even dimensions ourselves
+        # because H.264 in yuv420p needs them.
+        self.writer = imageio.get_writer(str(tmp), format="FFMPEG", fps=fps, codec="libx264",
+                                         quality=8, pixelformat="yuv420p", macro_block_size=1)
+
+    def add(self, rgb, state):
+        frame = upscale(rgb, self.scale)
+        h, w = frame.shape[:2]
+        if h % 2 or w % 2:
+            frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), constant_values=255)
+        self.writer.append_data(frame)
+
+    def close(self):
+        self.writer.close()
+
+
+class _GifSink(FrameSink):
+    """An animated GIF written frame by frame, each with its own adaptive palette."""
+
+    def __init__(self, tmp: Path, fps: float, scale: int):
+        self.file = open(tmp, "wb")
+        self.scale = scale
+        self.duration = max(20, int(round(1000 / fps)))  # browsers clamp faster GIFs anyway
+        self.started = False
+
+    def add(self, rgb, state):
+        image = Image.fromarray(upscale(rgb, self.scale)).quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+        if not self.started:
+            header, _ = GifImagePlugin.getheader(image, info={"loop": 0, "duration": self.duration})
+            self.file.write(b"".join(header))
+            self.started = True
+        for chunk in GifImagePlugin.getdata(image, duration=self.duration, include_color_table=True):
+            self.file.write(chunk)
+
+    def close(self):
+        self.file.write(b";")  # GIF trailer
+        self.file.close()
+
+
+class _PngSink(FrameSink):
+    """The last frame, or with strip=True all frames side by side."""
+
+    def __init__(self, tmp: Path, scale: int, strip: bool):
+        self.tmp, self.scale, self.strip = tmp, scale, strip
+        self.frames: list[np.ndarray] = []
+
+    def add(self, rgb, state):
+        self.frames = [*self.frames, rgb] if self.strip else [rgb]
+
+    def close(self):
+        if self.frames:
+            Image.fromarray(upscale(np.concatenate(self.frames, axis=1), self.scale)).save(self.tmp, format="PNG")
+
+
+class _NpySink(FrameSink):
+    """Raw float32 states, (frames, *state shape), written into a memory-mapped .npy file."""
+
+    def __init__(self, tmp: Path, frames: int):
+        self.tmp, self.frames, self.array, self.count = tmp, frames, None, 0
+
+    def add(self, rgb, state):
+        if self.array is None:
+            self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float32,
+                                                   shape=(self.frames, *state.shape))
+        self.array[self.count] = state
+        self.count += 1
+
+    def close(self):
+        if self.array is not None:
+            self.array.flush()
+            del self.array
+
+
+@contextlib.contextmanager
+def open_sink(path: str | Path, frames: int, fps: float = 30.0, scale: int = 1,
+              strip: bool = False) -> Iterator[FrameSink]:
+    """Open a writer for `path` expecting `frames` frames; the file appears only on success."""
+    suffix = check_output_path(path)
+    if fps <= 0:
+        raise NCAError(f"fps must be positive, got {fps}")
+    with atomic_output(path) as tmp:
+        if suffix == ".mp4":
+            sink = _VideoSink(tmp, fps, scale)
+        elif suffix == ".gif":
+            sink = _GifSink(tmp, fps, scale)
+        elif suffix == ".png":
+            sink = _PngSink(tmp, scale, strip)
+        else:
+            sink = _NpySink(tmp, frames)
+        try:
+            yield sink
+        finally:
+            sink.close()

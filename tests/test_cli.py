@@ -1,0 +1,212 @@
+import json
+import re
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from nca_cli import __version__
+from nca_cli.checkpoint import load_model
+from nca_cli.cli import app
+
+from .conftest import TINY_ARGS
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory, disc_png):
+    """A tiny model trained through the command line (regen mode, a few iterations)."""
+    out = tmp_path_factory.mktemp("model") / "disc.safetensors"
+    result = invoke("train", disc_png, "--regen", "-o", out, *TINY_ARGS)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_version_and_help():
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"nca {__version__}"
+    result = invoke("--help")
+    assert result.exit_code == 0 and "train" in result.output and "grow" in result.output
+
+
+@pytest.mark.parametrize("command", ["train", "grow"])
+def test_every_command_has_help_with_an_example(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert f"Example: nca {command}" in result.output
+
+
+def test_python_dash_m_works():
+    result = subprocess.run([sys.executable, "-m", "nca_cli", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == f"nca {__version__}"
+
+
+def test_train_writes_model_plots_and_summary(tiny_model):
+    folder = tiny_model.parent
+    loaded = load_model(tiny_model)
+    assert loaded.model.config.channels == 8 and loaded.model.config.hidden == 16
+    t = loaded.training
+    assert t["mode"] == "regen" and t["iterations_done"] == 6 and t["stopped"] == "done"
+    assert t["wall_time_s"] >= 0 and np.isfinite(t["final_loss"]) and "grow_loss" in t
+    assert loaded.target.shape == (20, 20)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "disc.loss.png", "disc.preview.png", "disc.safetensors"]  # the resumable state is gone
+    assert Image.open(folder / "disc.loss.png").size == (640, 360)
+
+
+def test_train_output_reports_figures(tmp_path, disc_png):
+    out = tmp_path / "m.safetensors"
+    result = invoke("train", disc_png, "-o", out, "--no-plots", "--mode", "grow", *TINY_ARGS)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"Trained 6 iterations in \d+s \(done\); final batch loss \d\.\d{5}", result.output)
+    assert re.search(r"Grown from the seed \(200 steps\): loss \d\.\d{5}", result.output)
+    assert f"Wrote {out}" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+    assert load_model(out).training["mode"] == "grow"
+
+
+def test_time_budget_stops_early_and_seed_reproduces(tmp_path, disc_png):
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    for out in (a, b):
+        assert invoke("train", disc_png, "-o", out, "--no-plots", *TINY_ARGS).exit_code == 0
+    wa, wb = load_model(a).model.state_dict(), load_model(b).model.state_dict()
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)
+    c = tmp_path / "c.safetensors"
+    result = invoke("train", disc_png, "-o", c, "--no-plots", *TINY_ARGS[:-8], "--iterations", "100000",
+                    "--time-budget", "1s", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "(time budget)" in result.output
+    assert 0 < load_model(c).training["iterations_done"] < 100000
+
+
+def test_interrupted_training_saves_and_resumes(tmp_path, disc_png, monkeypatch):
+    import nca_cli.cli as cli
+
+    out = tmp_path / "m.safetensors"
+    calls = {"n": 0}
+
+    class StopAfterThree:
+        def __enter__(self):
+            def should_stop():
+                calls["n"] += 1
+                return calls["n"] > 3
+            return should_stop
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(cli, "stop_on_ctrl_c", StopAfterThree)
+    result = invoke("train", disc_png, "-o", out, "--no-plots", *TINY_ARGS)
+    assert result.exit_code == 130
+    assert "Interrupted at iteration 3" in result.output
+    assert load_model(out).training["stopped"] == "interrupted"
+    state = tmp_path / "m.ckpt.safetensors"
+    assert state.exists()
+    monkeypatch.undo()
+
+    result = invoke("train", disc_png, "-o", out, "--no-plots", "--resume", *TINY_ARGS)
+    assert result.exit_code == 0, result.output
+    assert "Resuming" in result.output and not state.exists()
+    straight = tmp_path / "straight.safetensors"
+    assert invoke("train", disc_png, "-o", straight, "--no-plots", *TINY_ARGS).exit_code == 0
+    wa, wb = load_model(out).model.state_dict(), load_model(straight).model.state_dict()
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "nope.png"], "Error: target not found: nope.png (give an image file or a single emoji)"),
+    (["train", "🦎", "--mode", "fly"], "Error: mode must be one of grow, persist, regen, got 'fly'"),
+    (["train", "🦎", "--time-budget", "soon"], "Error: invalid duration 'soon': use e.g. 90s, 10m or 1h30m"),
+    (["train", "🦎", "-o", "x.pt"], "Error: output must be a .safetensors file, got x.pt"),
+    (["train", "🦎", "--device", "cuda:7" if False else "tpu"], "Error: unknown device 'tpu': use auto, cpu, cuda or mps"),
+    (["train", "🦎", "--resume", "-o", "none.safetensors"],
+     "Error: nothing to resume: none.ckpt.safetensors does not exist"),
+    (["grow", "missing.safetensors"], "Error: model not found: missing.safetensors (a .safetensors file, or a bundled model: lizard)"),
+    (["grow", "-o", "out.avi"], "Error: unsupported output out.avi: use one of .mp4, .gif, .png, .npy"),
+    (["grow", "--grid", "big"], "Error: invalid grid 'big': expected HxW, e.g. 96x96"),
+    (["grow", "--every", "0"], "Error: --every must be at least 1, got 0"),
+    (["grow", "--steps", "-3"], "Error: steps must not be negative, got -3"),
+])
+def test_bad_input_gives_one_error_line(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*args)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [message]
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_corrupt_model_file_is_an_error_not_a_traceback(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 100)
+    result = invoke("grow", bad, "-o", tmp_path / "x.mp4")
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: cannot read {bad}: not a safetensors file, or truncated or corrupt"
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_grow_mp4_frames_and_size(tmp_path, tiny_model):
+    out = tmp_path / "g.mp4"
+    result = invoke("grow", tiny_model, "--steps", "10", "--every", "3", "-o", out, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "wrote 5 frames" in result.output and "Loss against the target:" in result.output
+    frames = iio.imread(out, plugin="pyav") if False else np.stack(list(iio.imiter(out)))
+    assert frames.shape == (5, 260, 260, 3)  # 20 cells x 13 px (>= 256)
+
+
+def test_grow_gif_odd_grid_and_scale(tmp_path, tiny_model):
+    out = tmp_path / "g.gif"
+    result = invoke("grow", tiny_model, "--steps", "4", "--grid", "21x15", "--scale", "3", "--fps", "10", "-o", out)
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as im:
+        assert im.size == (45, 63) and im.n_frames == 5
+        assert im.info["duration"] == 100
+    assert "Loss against" not in result.output  # another canvas than the target's
+
+
+def test_grow_mp4_odd_size_is_padded_to_even(tmp_path, tiny_model):
+    out = tmp_path / "odd.mp4"
+    assert invoke("grow", tiny_model, "--steps", "2", "--grid", "21x15", "--scale", "1", "-o", out).exit_code == 0
+    frames = np.stack(list(iio.imiter(out)))
+    assert frames.shape == (3, 22, 16, 3)
+
+
+def test_grow_png_last_frame_strip_and_npy(tmp_path, tiny_model):
+    png, strip, npy = tmp_path / "g.png", tmp_path / "s.png", tmp_path / "g.npy"
+    assert invoke("grow", tiny_model, "--steps", "6", "--scale", "2", "-o", png).exit_code == 0
+    assert Image.open(png).size == (40, 40)
+    assert invoke("grow", tiny_model, "--steps", "6", "--every", "2", "--scale", "1", "--strip", "-o", strip).exit_code == 0
+    assert Image.open(strip).size == (80, 20)
+    assert invoke("grow", tiny_model, "--steps", "6", "--every", "2", "-o", npy, "--seed", "4").exit_code == 0
+    states = np.load(npy)
+    assert states.shape == (4, 20, 20, 8) and states.dtype == np.float32
+    assert states[0, 10, 10, 3] == 1 and states[0].sum() == 5  # the seed
+    last = Image.open(png)
+    assert last.mode == "RGB"
+
+
+def test_grow_default_is_the_bundled_lizard(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("grow", "--steps", "200", "--every", "50", "-o", "out.png")
+    assert result.exit_code == 0, result.output
+    loss = float(re.search(r"Loss against the target: (\d\.\d+)", result.output).group(1))
+    assert loss < 0.01
+    assert Image.open(tmp_path / "out.png").size == (288, 288)
+
+
+def test_completions_are_current():
+    from pathlib import Path
+
+    from nca_cli.completions import completion_script
+
+    folder = Path(__file__).parent.parent / "completions"
+    for shell, name in [("bash", "nca.bash"), ("zsh", "_nca"), ("fish", "nca.fish")]:
+        assert (folder / name).read_text() == completion_script(shell), f"regenerate completions/{name}"

@@ -1,0 +1,115 @@
+import math
+
+import pytest
+import torch
+
+from nca_cli.engine import NCA, NCAConfig, alive_mask, perceive, perception_kernels, render_rgb, seed_state
+
+from . import reference
+
+
+def random_model(channels=8, hidden=16, seed=0, **kw) -> NCA:
+    torch.manual_seed(seed)
+    model = NCA(NCAConfig(channels=channels, hidden=hidden, **kw))
+    torch.nn.init.normal_(model.w2.weight, std=0.2)
+    torch.nn.init.normal_(model.w2.bias, std=0.05)
+    torch.nn.init.normal_(model.w1.bias, std=0.1)
+    return model
+
+
+def blob_state(B=3, H=20, W=24, C=8, cy=10, cx=12, r=5, seed=1) -> torch.Tensor:
+    """Random cells inside a disc (alive), zeros elsewhere."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    disc = ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r).float()
+    return torch.rand(B, H, W, C, generator=g) * disc[None, :, :, None]
+
+
+@pytest.mark.parametrize("padding", ["zero", "wrap"])
+@pytest.mark.parametrize("angle", [0.0, 30.0, 90.0])
+@pytest.mark.parametrize("where", ["centre", "edge", "corner"])
+def test_step_matches_dense_reference(padding, angle, where):
+    model = random_model(padding=padding)
+    centre = {"centre": (10, 12), "edge": (1, 12), "corner": (0, 23)}[where]
+    x = blob_state(cy=centre[0], cx=centre[1])
+    fire = torch.rand(x.shape[:3], generator=torch.Generator().manual_seed(2)) < 0.5
+    with torch.no_grad():
+        ours = model.step(x, fire=fire, angle=angle)
+        theirs = reference.step(model, x, fire, angle=angle, padding=padding)
+    assert ours.shape == x.shape
+    assert torch.allclose(ours, theirs, atol=1e-5), (ours - theirs).abs().max()
+    assert (ours != x).any()  # the step did something
+
+
+def test_rollout_gradients_match_reference():
+    model = random_model()
+    x0 = blob_state(r=4)
+    fires = [torch.rand(x0.shape[:3], generator=torch.Generator().manual_seed(s)) < 0.5 for s in range(6)]
+    weights = torch.rand(x0.shape, generator=torch.Generator().manual_seed(9))
+
+    def grads(step):
+        model.zero_grad()
+        x = x0
+        for fire in fires:
+            x = step(x, fire)
+        (x * weights).sum().backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    ours = grads(lambda x, f: model.step(x, fire=f))
+    theirs = grads(lambda x, f: reference.step(model, x, f))
+    for a, b in zip(ours, theirs):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+        assert a.abs().sum() > 0
+
+
+def test_dense_perceive_matches_reference():
+    x = blob_state()
+    ours = perceive(x, "wrap", math.radians(45))
+    theirs = reference.perceive(x.permute(0, 3, 1, 2), 45.0, "wrap").permute(0, 2, 3, 1)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+
+
+def test_rotation_by_90_degrees_swaps_gradients():
+    k0, k90 = perception_kernels(0.0), perception_kernels(math.pi / 2)
+    assert torch.allclose(k90[1], -k0[2], atol=1e-7)
+    assert torch.allclose(k90[2], k0[1], atol=1e-7)
+    assert torch.equal(k90[0], k0[0])
+
+
+def test_alive_mask_is_3x3_max_of_alpha():
+    x = torch.zeros(1, 6, 6, 4)
+    x[0, 0, 0, 3] = 0.5
+    x[0, 4, 4, 3] = 0.05  # below the threshold: not a living neighbour
+    zero = alive_mask(x, 0.1, "zero")[0]
+    assert zero.sum() == 4 and zero[:2, :2].all()
+    wrap = alive_mask(x, 0.1, "wrap")[0]
+    assert wrap.sum() == 9 and wrap[5, 5] and wrap[0, 5] and wrap[5, 0]
+
+
+def test_untrained_model_keeps_the_seed_and_dead_grid_stays_dead():
+    model = NCA(NCAConfig(channels=8, hidden=16))
+    seed = seed_state(model.config, 9, 9)
+    assert torch.equal(model.rollout(seed, 5), seed)  # last layer starts at zero
+    empty = torch.zeros(2, 9, 9, 8)
+    assert torch.equal(random_model().rollout(empty, 3), empty)
+
+
+def test_seed_and_render():
+    cfg = NCAConfig(channels=6)
+    x = seed_state(cfg, 5, 7, batch=2)
+    assert x.shape == (2, 5, 7, 6)
+    assert x[0, 2, 3].tolist() == [0, 0, 0, 1, 1, 1] and x.sum() == 2 * 3
+    rgb = render_rgb(x)
+    assert rgb.dtype == torch.uint8 and rgb.shape == (2, 5, 7, 3)
+    assert rgb[0, 2, 3].tolist() == [0, 0, 0]  # opaque black cell
+    assert rgb[0, 0, 0].tolist() == [255, 255, 255]  # empty: white background
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="padding"):
+        NCAConfig(padding="mirror")
+    with pytest.raises(ValueError, match="channels"):
+        NCAConfig(channels=3)
+    with pytest.raises(ValueError, match="unknown model config keys: colour"):
+        NCAConfig.from_dict({"colour": 1})
+    assert NCAConfig.from_dict(NCAConfig(hidden=32).to_dict()) == NCAConfig(hidden=32)

@@ -1,0 +1,99 @@
+import math
+
+import pytest
+import torch
+
+from nca_cli.engine import rgba_loss
+from nca_cli.errors import NCAError
+from nca_cli.targets import load_target
+from nca_cli.training import Trainer, TrainConfig
+
+from .conftest import TINY_MODEL, TINY_TRAIN
+
+
+def make_trainer(target, **changes) -> Trainer:
+    return Trainer(TINY_MODEL, TrainConfig.from_dict({**TINY_TRAIN.to_dict(), **changes}), target)
+
+
+def test_training_reduces_the_loss(disc_target):
+    trainer = make_trainer(disc_target, iterations=60, mode="persist", lr=3e-3)
+    trainer.run()
+    assert trainer.iteration == 60 and len(trainer.losses) == 60
+    first, last = sum(trainer.losses[:5]) / 5, trainer.final_loss(5)
+    assert last < 0.8 * first, (first, last)
+
+
+def test_same_seed_same_model_and_resume_ends_where_an_uninterrupted_run_would(disc_target, tmp_path):
+    straight = make_trainer(disc_target)
+    straight.run()
+    again = make_trainer(disc_target)
+    again.run()
+    for a, b in zip(straight.model.parameters(), again.model.parameters()):
+        assert torch.equal(a, b)
+
+    half = make_trainer(disc_target, iterations=3)
+    half.run()
+    half.save_state(tmp_path / "state.safetensors")
+    resumed = Trainer.load_state(tmp_path / "state.safetensors", disc_target, iterations=6)
+    assert resumed.iteration == 3
+    resumed.run()
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
+    assert torch.equal(straight.pool, resumed.pool)
+    assert resumed.losses == pytest.approx(straight.losses)
+
+
+def test_resume_refuses_another_target(disc_target, tmp_path):
+    trainer = make_trainer(disc_target, iterations=1)
+    trainer.run()
+    trainer.save_state(tmp_path / "state.safetensors")
+    other = load_target("🦎", size=12, pad=4)
+    with pytest.raises(NCAError, match="was trained on another target"):
+        Trainer.load_state(tmp_path / "state.safetensors", other)
+
+
+def test_non_finite_loss_rolls_back_instead_of_breaking_the_model(disc_target, monkeypatch):
+    trainer = make_trainer(disc_target, iterations=4)
+    trainer.run()
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    pool_before = trainer.pool.clone()
+    real_rollout = trainer.model.rollout
+    monkeypatch.setattr(trainer.model, "rollout", lambda x, n, **kw: real_rollout(x, n, **kw) * float("nan"))
+    trainer.config = TrainConfig.from_dict({**trainer.config.to_dict(), "iterations": 6})
+    trainer.run()
+    assert trainer.rollbacks == 2
+    assert all(math.isnan(v) for v in trainer.losses[-2:])
+    for a, b in zip(before, trainer.model.parameters()):
+        assert torch.equal(a, b)
+    assert torch.equal(pool_before, trainer.pool)
+
+
+def test_dead_samples_go_back_to_the_seed(disc_target):
+    trainer = make_trainer(disc_target)
+    x = trainer.seed.repeat(3, 1, 1, 1) * 0.5
+    x[1] = 0  # everything dead
+    reset = trainer._reset_dead(x)
+    assert torch.equal(reset[1], trainer.seed[0])
+    assert torch.equal(reset[0], x[0])
+
+
+def test_pool_sampling_seeds_the_worst_and_wounds_the_best(disc_target):
+    trainer = make_trainer(disc_target, batch=4, damage_count=2)
+    trainer.pool = disc_target.rgba.new_zeros(trainer.pool.shape)
+    trainer.pool[..., :4] = disc_target.rgba  # every pool sample is the perfect pattern ...
+    trainer.pool[..., 4:] = 1.0
+    trainer.pool[0, ..., 3] = 0.0  # ... except the first, whose alpha is gone
+    idx, x = trainer.sample_batch()
+    losses = rgba_loss(x, disc_target.rgba)
+    assert torch.equal(x[0], trainer.seed[0])
+    assert (x[-2:, ..., 3] == 0).flatten(1).sum(1).gt((disc_target.rgba[..., 3] == 0).sum()).all()  # wounded
+    assert losses[1] == pytest.approx(0.0, abs=1e-7)
+
+
+def test_train_config_validation():
+    with pytest.raises(ValueError, match="mode must be one of"):
+        TrainConfig(mode="fly")
+    with pytest.raises(ValueError, match="steps_min <= steps_max"):
+        TrainConfig(steps_min=10, steps_max=5)
+    assert TrainConfig(lr=1.0, lr_decay_at=5).learning_rate(4) == 1.0
+    assert TrainConfig(lr=1.0, lr_decay_at=5).learning_rate(5) == pytest.approx(0.1)
