@@ -1,7 +1,8 @@
 """Model files: safetensors weights plus JSON metadata, validated on load. Never pickle.
 
-A model file holds the tensors `w1.weight`, `w1.bias`, `w2.weight`, `w2.bias` and `target`
-(H, W, 4, premultiplied RGBA). Its string metadata holds JSON documents under the keys
+A model file holds the tensors `w1.weight`, `w1.bias`, `w2.weight`, `w2.bias` (float32) and
+`target` (H, W, 4, premultiplied RGBA: uint8 0..255 when the target is exactly representable so,
+as targets made from images always are, else float32 in [0, 1]). Its string metadata holds JSON documents under the keys
 `format` ("nca-model"), `format_version`, `nca_version`, `model` (NCAConfig), `training`
 (TrainConfig plus summary) and `target` (name, size, pad, sha256).
 """
@@ -9,7 +10,6 @@ A model file holds the tensors `w1.weight`, `w1.bias`, `w2.weight`, `w2.bias` an
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -39,6 +39,10 @@ class LoadedModel:
     training: dict = field(default_factory=dict)
     source: str = ""
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
 
 def bundled_models() -> dict[str, Path]:
     """Models shipped inside the package, by name."""
@@ -62,7 +66,7 @@ def resolve_model_path(spec: str | None) -> Path:
 def save_model(path: str | Path, model: NCA, target: Target, training: dict) -> None:
     """Write a model file atomically."""
     tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
-    tensors["target"] = target.rgba.detach().cpu().contiguous()
+    tensors["target"] = compact_target(target.rgba.detach().cpu())
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
@@ -74,6 +78,12 @@ def save_model(path: str | Path, model: NCA, target: Target, training: dict) -> 
     }
     with atomic_output(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+
+
+def compact_target(rgba: torch.Tensor) -> torch.Tensor:
+    """The target as uint8 when that is exact (a quarter of the size), else float32."""
+    as_bytes = (rgba * 255.0).round().clamp(0, 255).to(torch.uint8)
+    return as_bytes if torch.equal(as_bytes.float() / 255.0, rgba) else rgba.float().contiguous()
 
 
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -130,24 +140,9 @@ def _stored_target(path: Path, rgba: torch.Tensor | None, info: dict) -> Target 
         return None
     if rgba.ndim != 3 or rgba.shape[-1] != 4:
         raise NCAError(f"{path}: the stored target has shape {tuple(rgba.shape)}, expected (H, W, 4)")
-    target = Target(name=str(info.get("name", "target")), rgba=rgba.float(),
+    rgba = rgba.float() / 255.0 if rgba.dtype == torch.uint8 else rgba.float()
+    target = Target(name=str(info.get("name", "target")), rgba=rgba,
                     size=int(info.get("size", 0)), pad=int(info.get("pad", 0)))
     if info.get("sha256") and info["sha256"] != target.sha256:
         raise NCAError(f"{path}: the stored target does not match its recorded checksum")
     return target
-
-
-def is_finite_model(model: NCA) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
-
-
-def format_duration(seconds: float) -> str:
-    """12.3 -> '12s', 754 -> '12m34s'."""
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

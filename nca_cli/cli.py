@@ -4,25 +4,32 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
+import json
 import re
 import signal
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
+import numpy as np
 import torch
 import typer
 from rich.console import Console
+from rich.table import Table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import __version__
+from .atomic import atomic_output
+from .bench import run_bench
 from .checkpoint import LoadedModel, load_model, save_model
 from .engine import NCAConfig, render_rgb, rgba_loss, seed_state
+from .damage import Wound, apply_damage, parse_position, read_mask
 from .errors import NCAError
 from .evaluate import measure_quality
 from .growth import kept_steps, parse_grid, run_growth
-from .plots import save_loss_curve, save_panels
+from .plots import save_loss_curve, save_panels, save_sweep_plot
+from .recovery import recovery_from_losses, sweep
+from .rotation import parse_angles, rotate_image
 from .targets import load_target
 from .training import MODES, Trainer, TrainConfig
 from .video import check_output_path, default_scale, open_sink
@@ -34,14 +41,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
 
 
 def user_errors(command):
-    """Turn expected failures into one `Error: ...` line on stderr and exit code 1."""
+    """Turn expected failures into one `Error: ...` line on stderr and exit code 1; Ctrl-C into 130."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -50,6 +57,9 @@ def user_errors(command):
         except (NCAError, ValueError) as exc:
             err.print(f"Error: {exc}", markup=False, soft_wrap=True)
             raise typer.Exit(EXIT_ERROR) from None
+        except KeyboardInterrupt:  # outputs in progress were written to temporary files, now removed
+            err.print("Interrupted")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper
 
@@ -158,7 +168,7 @@ def resume_path(output: Path) -> Path:
 @user_errors
 def train(
     target: str = typer.Argument(..., help="Image file (PNG/JPEG/WebP/...) or a single emoji, e.g. 🦎."),
-    output: Path = typer.Option(None, "-o", "--output", help="Model file to write [default: <target>.safetensors]."),
+    output: Path = typer.Option(None, "-o", "--output", help="Model file to write (default: <target>.safetensors)."),
     mode: str = typer.Option("regen", "--mode", help=f"Experiment: {', '.join(MODES)}."),
     regen: bool = typer.Option(False, "--regen", help="Regenerating mode (pool + damage); same as --mode regen."),
     iterations: int = typer.Option(TrainConfig.iterations, "--iterations", "-n", help="Training iterations."),
@@ -228,7 +238,7 @@ def _run_training(trainer: Trainer, output: Path, state_path: Path, budget: floa
         err.print(f"Interrupted at iteration {trainer.iteration}: saved {output} and resumable state "
                   f"{state_path}; continue with the same command and --resume")
         raise typer.Exit(EXIT_INTERRUPTED)
-    quality = measure_quality(trainer.model, trainer.target, runs=4)
+    quality = measure_quality(trainer.model, trainer.target, runs=8)
     summary = {**trainer.summary(stopped), **quality.to_dict()}
     save_model(output, trainer.model, trainer.target, summary)
     if state_path.exists():
@@ -237,8 +247,9 @@ def _run_training(trainer: Trainer, output: Path, state_path: Path, budget: floa
         _write_training_plots(trainer, output)
     out.print(f"Trained {trainer.iteration} iterations in {format_duration(trainer.elapsed)} ({stopped}); "
               f"final batch loss {trainer.final_loss():.5f}")
-    out.print(f"Grown from the seed ({quality.steps} steps): loss {quality.grow_loss:.5f}; "
-              f"regrown after a cut of radius 10: loss {quality.regrow_loss:.5f}")
+    out.print(f"Grown from the seed ({quality.steps} steps, mean of {quality.runs} runs): loss "
+              f"{quality.grow_loss:.5f}; regrown {quality.steps} steps after a cut of radius 10: "
+              f"loss {quality.regrow_loss:.5f}")
     out.print(f"Wrote {output}")
 
 
@@ -253,67 +264,346 @@ def _write_training_plots(trainer: Trainer, output: Path) -> None:
     save_panels(output.with_name(output.stem + ".preview.png"), panels, ["target", "grown, 200 steps"])
 
 
-# --------------------------------------------------------------------------------------------- grow
+# ------------------------------------------------------------------------------ growing and rendering
+# Options shared by grow, damage and rotate: one declaration, one code path.
+
+ModelArg = Annotated[Optional[str], typer.Argument(help="Model file or bundled model name (default: lizard).")]
+OutputOpt = Annotated[Path, typer.Option("-o", "--output", help="Output: .mp4, .gif, .png (last frame) or .npy (raw states).")]
+StepsOpt = Annotated[int, typer.Option("--steps", help="Steps to run.")]
+FpsOpt = Annotated[float, typer.Option("--fps", help="Frames per second of the video.")]
+ScaleOpt = Annotated[Optional[int], typer.Option("--scale", help="Pixels per cell (default: at least 256 px video).")]
+EveryOpt = Annotated[int, typer.Option("--every", help="Keep every K-th step as a frame.")]
+GridOpt = Annotated[Optional[str], typer.Option("--grid", help="Grow on an HxW canvas, e.g. 128x128 (default: the model's).")]
+StripOpt = Annotated[bool, typer.Option("--strip", help="With a .png output: all kept frames side by side.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed for the cells' firing.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
 
 
 def open_model(model: Optional[str], device: str) -> LoadedModel:
     return load_model(model, device=pick_device(device))
 
 
-def start_state(loaded: LoadedModel, grid: Optional[str]) -> torch.Tensor:
-    """The seed on the model's own canvas (the stored target's size) or on --grid HxW."""
+def canvas_shape(loaded: LoadedModel, grid: Optional[str]) -> tuple[int, int]:
+    """The model's own canvas (its stored target's size), or --grid HxW."""
     if grid is not None:
-        H, W = parse_grid(grid)
-    elif loaded.target is not None:
-        H, W = loaded.target.shape
-    else:
-        H, W = 72, 72
-    device = next(loaded.model.parameters()).device
-    return seed_state(loaded.model.config, H, W, device=device)
+        return parse_grid(grid)
+    return loaded.target.shape if loaded.target is not None else (72, 72)
 
 
-def report_loss(loaded: LoadedModel, x: torch.Tensor, label: str) -> Optional[float]:
-    """Loss of x (1, H, W, C) against the stored target when the canvas matches it; None otherwise."""
+def target_loss(loaded: LoadedModel, x: torch.Tensor) -> Optional[torch.Tensor]:
+    """Loss of each sample of x (B, H, W, C) against the stored target; None if the canvas differs."""
     if loaded.target is None or tuple(x.shape[1:3]) != loaded.target.shape:
         return None
-    return float(rgba_loss(x, loaded.target.rgba.to(x.device))[0])
+    return rgba_loss(x, loaded.target.rgba.to(x.device))
+
+
+def render_run(loaded: LoadedModel, x: torch.Tensor, steps: int, output: Path, every: int, fps: float,
+               scale: Optional[int], strip: bool, seed: int, label: str, observe=None, **growth) -> torch.Tensor:
+    """Validate the output options, run the model from x (B, H, W, C) with a progress bar, stream the
+    frames to `output`, and return the final state. observe(k, x) sees every step's state; other
+    keyword arguments go to run_growth."""
+    check_output_path(output)
+    frames = kept_steps(steps, every)
+    if scale is not None and scale < 1:
+        raise NCAError(f"--scale must be at least 1, got {scale}")
+    scale = scale or default_scale(*x.shape[1:3])
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    if isinstance(growth.get("angle"), list):  # side-by-side panels: each fires as it would alone
+        generator = [torch.Generator(device=x.device).manual_seed(seed) for _ in growth["angle"]]
+    bar = progress_bar()
+    with bar, open_sink(output, frames, fps=fps, scale=scale, strip=strip) as sink:
+        task = bar.add_task(label, total=steps)
+        x = run_growth(loaded.model, x, steps, sink, every=every, generator=generator,
+                       on_step=lambda k, state: (bar.update(task, completed=k), observe and observe(k, state)),
+                       **growth)
+    out.print(f"Ran {steps} steps on a {x.shape[1]}x{x.shape[2]} grid; wrote {frames} frames to {output}")
+    return x
 
 
 @app.command()
 @user_errors
 def grow(
-    model: Optional[str] = typer.Argument(None, help="Model file or bundled model name [default: lizard]."),
-    output: Path = typer.Option(Path("grow.mp4"), "-o", "--output", help="Output: .mp4, .gif, .png (last frame) or .npy (raw states)."),
-    steps: int = typer.Option(400, "--steps", help="Steps to run."),
-    fps: float = typer.Option(30.0, "--fps", help="Frames per second of the video."),
-    scale: Optional[int] = typer.Option(None, "--scale", help="Pixels per cell [default: at least 256 px video]."),
-    every: int = typer.Option(1, "--every", help="Keep every K-th step as a frame."),
-    grid: Optional[str] = typer.Option(None, "--grid", help="Grow on an HxW canvas, e.g. 128x128 [default: the model's]."),
-    strip: bool = typer.Option(False, "--strip", help="With a .png output: all kept frames side by side."),
-    seed: int = typer.Option(0, "--seed", help="Random seed for the cells' firing."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    model: ModelArg = None,
+    output: OutputOpt = Path("grow.mp4"),
+    steps: StepsOpt = 400,
+    fps: FpsOpt = 30.0,
+    scale: ScaleOpt = None,
+    every: EveryOpt = 1,
+    grid: GridOpt = None,
+    strip: StripOpt = False,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
 ):
     """Grow a pattern from one cell and write a video, GIF, image or raw states.
 
     Example: nca grow lizard.safetensors --steps 400 -o lizard.mp4
     """
     check_output_path(output)
-    frames = kept_steps(steps, every)
-    if scale is not None and scale < 1:
-        raise NCAError(f"--scale must be at least 1, got {scale}")
+    kept_steps(steps, every)
     loaded = open_model(model, device)
-    x = start_state(loaded, grid)
-    scale = scale or default_scale(*x.shape[1:3])
-    generator = torch.Generator(device=x.device).manual_seed(seed)
-    bar = progress_bar()
-    with bar, open_sink(output, frames, fps=fps, scale=scale, strip=strip) as sink:
-        task = bar.add_task("grow", total=steps)
-        x = run_growth(loaded.model, x, steps, sink, every=every, generator=generator,
-                       on_step=lambda k: bar.update(task, completed=k))
-    loss = report_loss(loaded, x, "final")
-    out.print(f"Grew {steps} steps on a {x.shape[1]}x{x.shape[2]} grid; wrote {frames} frames to {output}")
+    x = seed_state(loaded.model.config, *canvas_shape(loaded, grid), device=loaded.device)
+    x = render_run(loaded, x, steps, output, every, fps, scale, strip, seed, "grow")
+    loss = target_loss(loaded, x)
     if loss is not None:
-        out.print(f"Loss against the target: {loss:.5f}")
+        out.print(f"Loss against the target: {float(loss[0]):.5f}")
+
+
+@app.command()
+@user_errors
+def rotate(
+    model: ModelArg = None,
+    theta: str = typer.Option("45", "--theta", help="Perception rotation in degrees; several as 0,45,90 render side by side."),
+    output: OutputOpt = Path("rotate.mp4"),
+    steps: StepsOpt = 300,
+    fps: FpsOpt = 30.0,
+    scale: ScaleOpt = None,
+    every: EveryOpt = 1,
+    grid: GridOpt = None,
+    strip: StripOpt = False,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+):
+    """Grow with the perception (Sobel) kernels turned by THETA: the same rule grows the pattern turned.
+
+    Example: nca rotate lizard.safetensors --theta 0,45,90 --steps 300 -o turned.mp4
+    """
+    angles = parse_angles(theta)
+    check_output_path(output)
+    kept_steps(steps, every)
+    loaded = open_model(model, device)
+    H, W = canvas_shape(loaded, grid)
+    x = seed_state(loaded.model.config, H, W, batch=len(angles), device=loaded.device)
+    x = render_run(loaded, x, steps, output, every, fps, scale, strip, seed, "rotate", angle=angles)
+    if loaded.target is None or (H, W) != loaded.target.shape:
+        return
+    table = Table("theta (degrees)", "loss against the target turned by theta")
+    for i, a in enumerate(angles):
+        turned = rotate_image(loaded.target.rgba, a, (H // 2, W // 2)).to(x.device)
+        table.add_row(f"{a:g}", f"{float(rgba_loss(x[i:i + 1], turned)[0]):.5f}")
+    out.print(table)
+
+
+def parse_radii(text: str) -> list[float]:
+    """'2:20:3' (from:to:step, inclusive) or '2,5,10' -> radii in cells."""
+    try:
+        if ":" in text:
+            lo, hi, step = (float(p) for p in text.split(":"))
+            if step <= 0 or hi < lo:
+                raise ValueError
+            radii = [lo + i * step for i in range(int((hi - lo) / step + 1e-9) + 1)]
+        else:
+            radii = [float(p) for p in text.split(",")]
+    except ValueError:
+        raise NCAError(f"invalid --radii {text!r}: use FROM:TO:STEP (e.g. 2:20:3) or a list (e.g. 2,5,10)") from None
+    if not radii or min(radii) < 0:
+        raise NCAError(f"invalid --radii {text!r}: radii must not be negative")
+    return radii
+
+
+def start_from(path: Optional[Path], loaded: LoadedModel, grid: Optional[str]) -> torch.Tensor:
+    """The seed, or the last state saved in an .npy file written by `nca grow -o states.npy`."""
+    if path is None:
+        return seed_state(loaded.model.config, *canvas_shape(loaded, grid), device=loaded.device)
+    try:
+        states = np.load(path, allow_pickle=False, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise NCAError(f"cannot read state {path}: {exc}") from None
+    C = loaded.model.config.channels
+    if states.ndim not in (3, 4) or states.shape[-1] != C or states.dtype != np.float32:
+        raise NCAError(f"{path} holds {states.dtype} {states.shape}; expected float32 states with {C} channels")
+    last = np.array(states[-1] if states.ndim == 4 else states)
+    return torch.from_numpy(last)[None].to(loaded.device)
+
+
+def wound_outline(mask: np.ndarray) -> np.ndarray:
+    """Cells on the edge of a (H, W) bool mask."""
+    padded = np.pad(mask, 1, constant_values=False)
+    inner = mask.copy()
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            inner &= padded[1 + dy : 1 + dy + mask.shape[0], 1 + dx : 1 + dx + mask.shape[1]]
+    return mask & ~inner
+
+
+WOUND_MARK_STEPS = 15  # frames after a wound on which its outline is drawn, as the article's demo does
+
+
+@app.command()
+@user_errors
+def damage(
+    model: ModelArg = None,
+    at: list[int] = typer.Option([200], "--at", help="Wound after this many steps; repeat for several wounds."),
+    shape: str = typer.Option("circle", "--shape", help="circle, rect, half, noise or mask."),
+    center: Optional[str] = typer.Option(None, "--center", help="Wound centre ROW,COL in cells, or in percent of the pattern's box (50%,30%) (default: on the body)."),
+    radius: float = typer.Option(10.0, "--radius", help="circle: radius in cells."),
+    rect: str = typer.Option("12x12", "--rect", help="rect: size HxW in cells."),
+    side: str = typer.Option("left", "--side", help="half: the side cut away: left, right, top or bottom."),
+    fraction: float = typer.Option(0.5, "--fraction", help="noise: share of cells killed."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="mask: a picture of the grid's size; black cells are killed."),
+    tolerance: float = typer.Option(0.002, "--tolerance", help="Recovered: loss back within this of its value before the wound."),
+    start: Optional[Path] = typer.Option(None, "--from", help="Start from the last state in an .npy file from nca grow, not the seed."),
+    sweep_mode: bool = typer.Option(False, "--sweep", help="Robustness report: many disc wounds over the body, batched."),
+    radii: str = typer.Option("2:20:3", "--radii", help="Sweep: disc radii FROM:TO:STEP or a list 2,5,10."),
+    spacing: int = typer.Option(6, "--spacing", help="Sweep: a wound centre every N cells over the body."),
+    seeds: int = typer.Option(2, "--seeds", help="Sweep: grown patterns (random seeds) per wound."),
+    recover_steps: int = typer.Option(200, "--recover-steps", help="Sweep: steps allowed to heal."),
+    json_path: Path = typer.Option(Path("sweep.json"), "--json", help="Sweep: the report as JSON."),
+    plot: Path = typer.Option(Path("sweep.png"), "--plot", help="Sweep: recovery plots as PNG."),
+    output: OutputOpt = Path("damage.mp4"),
+    steps: StepsOpt = 400,
+    fps: FpsOpt = 30.0,
+    scale: ScaleOpt = None,
+    every: EveryOpt = 1,
+    grid: GridOpt = None,
+    strip: StripOpt = False,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+):
+    """Grow a pattern, wound it, and measure how well it heals (or, with --sweep, map its robustness).
+
+    Example: nca damage lizard.safetensors --at 200 --shape circle --radius 10 --steps 400 -o heal.mp4
+    """
+    wound = Wound(shape=shape, position=parse_position(center) if center else None, radius=radius,
+                  size=parse_grid(rect) if shape == "rect" else (12, 12), side=side, fraction=fraction,
+                  mask=read_mask(mask) if mask is not None else None)
+    if sweep_mode:
+        return _damage_sweep(model, device, grid, parse_radii(radii), spacing, seeds, recover_steps,
+                             tolerance, json_path, plot)
+    check_output_path(output)
+    kept_steps(steps, every)
+    wound_steps = sorted(set(at))
+    if wound_steps[0] < 0 or wound_steps[-1] >= steps:
+        raise NCAError(f"--at must be between 0 and --steps - 1 ({steps - 1}), got {wound_steps[-1] if wound_steps[0] >= 0 else wound_steps[0]}")
+    loaded = open_model(model, device)
+    x = start_from(start, loaded, grid)
+    if wound.mask is not None and tuple(wound.mask.shape) != tuple(x.shape[1:3]):
+        raise NCAError(f"the mask is {wound.mask.shape[0]}x{wound.mask.shape[1]} but the grid is {x.shape[1]}x{x.shape[2]}")
+    _damage_run(loaded, x, wound, wound_steps, tolerance, output, steps, every, fps, scale, strip, seed)
+
+
+def _damage_run(loaded: LoadedModel, x: torch.Tensor, wound: Wound, wound_steps: list[int], tolerance: float,
+                output: Path, steps: int, every: int, fps: float, scale: Optional[int], strip: bool, seed: int):
+    cfg = loaded.model.config
+    wound_generator = torch.Generator(device=x.device).manual_seed(seed + 1)
+    reference = {"rgba": loaded.target.rgba.to(x.device) if target_loss(loaded, x) is not None else None}
+    losses: list[float] = []  # losses[k - 1]: after step k
+    events: dict[int, dict] = {}
+
+    def loss_of(state: torch.Tensor) -> float:
+        return float((state[0, ..., :4] - reference["rgba"]).square().mean())
+
+    def before_step(k: int, state: torch.Tensor) -> torch.Tensor:
+        if k not in wound_steps:
+            return state
+        if reference["rgba"] is None:  # no target: compare with the pattern before the first wound
+            reference["rgba"] = state[0, ..., :4].clone()
+        before = loss_of(state)
+        masks = wound.masks(state, cfg.alive_threshold, generator=wound_generator)
+        state = apply_damage(state, masks)
+        events[k] = {"before": before, "after": loss_of(state), "outline": wound_outline(masks[0].cpu().numpy())}
+        return state
+
+    def decorate(k: int, rgb: np.ndarray) -> np.ndarray:
+        for step, event in events.items():
+            if step <= k < step + WOUND_MARK_STEPS:
+                rgb = rgb.copy()
+                rgb[:, event["outline"]] = (230, 30, 30)
+        return rgb
+
+    def observe(k: int, state: torch.Tensor) -> None:
+        losses.append(loss_of(state) if reference["rgba"] is not None else float("nan"))
+
+    render_run(loaded, x, steps, output, every, fps, scale, strip, seed, "damage", observe=observe,
+               before_step=before_step, decorate=decorate)
+    against = "the target" if target_loss(loaded, x) is not None else "the pattern before the first wound"
+    table = Table("wound at step", "loss before", "just after", "at the end", f"recovered (within {tolerance:g})",
+                  title=f"Recovery (RGBA loss against {against})")
+    bounds = wound_steps[1:] + [steps]
+    for k, end in zip(wound_steps, bounds):
+        r = recovery_from_losses(k, losses[k:end], events[k]["before"], events[k]["after"], tolerance)
+        healed = f"at step {r.recovered_at} ({r.recovered_at - k} steps)" if r.recovered_at else "never"
+        table.add_row(str(k), f"{r.before:.5f}", f"{r.after:.5f}", f"{r.final:.5f}", healed)
+    out.print(table)
+
+
+def _damage_sweep(model, device, grid, radii, spacing, seeds, recover_steps, tolerance, json_path, plot):
+    if spacing < 1 or seeds < 1 or recover_steps < 1:
+        raise NCAError("--spacing, --seeds and --recover-steps must be at least 1")
+    loaded = open_model(model, device)
+    H, W = canvas_shape(loaded, grid)
+    target = loaded.target.rgba if loaded.target is not None and loaded.target.shape == (H, W) else None
+    bar = progress_bar()
+    with bar:
+        task = bar.add_task("sweep", total=None)
+        result = sweep(loaded.model, target, (H, W), radii, spacing, seeds, recover_steps=recover_steps,
+                       tolerance=tolerance, on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if not result.trials:
+        raise NCAError("the grown pattern has no opaque cells to wound")
+    table = Table("radius", "trials", "recovered", "median steps", "mean final loss",
+                  title=f"Recovery within {recover_steps} steps (tolerance {tolerance:g})")
+    for row in result.by_radius():
+        median = "-" if row["median_steps"] is None else f"{row['median_steps']:g}"
+        table.add_row(f"{row['radius']:g}", str(row["trials"]), f"{row['recovery_rate']:.0%}", median,
+                      f"{row['mean_final_loss']:.5f}")
+    out.print(table)
+    with atomic_output(json_path) as tmp:
+        tmp.write_text(json.dumps(result.to_dict(), indent=1))
+    generator = torch.Generator(device=loaded.device).manual_seed(0)
+    with torch.no_grad():
+        grown = loaded.model.rollout(seed_state(loaded.model.config, H, W, device=loaded.device),
+                                     result.grow_steps, generator=generator)
+    save_sweep_plot(plot, result.by_radius(), result.by_position(), render_rgb(grown[0]).cpu().numpy())
+    out.print(f"Wrote {json_path} and {plot} ({len(result.trials)} trials)")
+
+
+@app.command()
+@user_errors
+def bench(
+    batch: int = typer.Option(8, "--batch", help="Samples per batch."),
+    grid: int = typer.Option(72, "--grid", help="Grid side in cells."),
+    channels: int = typer.Option(16, "--channels", help="State channels."),
+    hidden: int = typer.Option(128, "--hidden", help="Hidden units."),
+    steps: int = typer.Option(32, "--steps", help="Steps per timed rollout."),
+    device: DeviceOpt = "cpu",
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the figures as JSON."),
+):
+    """Time the engine against a straightforward PyTorch formulation, on this machine, in one run.
+
+    Example: nca bench --json bench.json
+    """
+    if min(batch, grid, channels, hidden, steps) < 1 or grid < 3 or channels < 4:
+        raise NCAError("--batch, --hidden and --steps must be positive, --grid at least 3, --channels at least 4")
+    dev = pick_device(device)
+    config = NCAConfig(channels=channels, hidden=hidden, padding="wrap")
+    bar = progress_bar()
+    with bar:
+        task = bar.add_task("bench", total=8)
+        report = run_bench(config, batch, grid, grid, steps, dev,
+                           on_progress=lambda done, total: bar.update(task, completed=done))
+    out.print(f"Shape: batch {batch}, {grid}x{grid} grid, {channels} channels, {hidden} hidden, {steps} steps; "
+              f"device {report['device']} ({report['threads']} threads), torch {report['torch']}")
+    diff = report["agreement_max_abs_diff"]
+    verdict = "agree" if diff < 1e-4 else "DISAGREE"
+    out.print(f"Engine and reference {verdict} on the same weights and fire masks: max abs difference {diff:.2e}")
+    mm = report["matmul_gflops"]
+    out.print(f"Matrix-multiply ceiling: {mm['float32']:.0f} GFLOP/s float32, "
+              f"{mm['bfloat16']:.0f} GFLOP/s bfloat16")
+    table = Table("state", "mode", "formulation", "ms/step", "cell updates/s", "GFLOP/s", "of ceiling",
+                  "peak MB", "speed-up")
+    for t in report["timings"]:
+        speed = f"{report['speedup'][t['mode'] + '_' + t['state']]:.1f}x" if t["formulation"] == "nca" else ""
+        table.add_row(t["state"], t["mode"], t["formulation"], f"{t['ms_per_step']:.2f}",
+                      f"{t['cell_updates_per_s'] / 1e6:.1f}M", f"{t['gflops']:.1f}",
+                      f"{t['ceiling_fraction']:.0%}", f"{t['peak_memory_mb']:.0f}", speed)
+    out.print(table)
+    out.print("GFLOP/s count the two dense layers over every cell (x3 when training), so the engine's "
+              "figure is dense-equivalent: it skips dead and resting cells.")
+    if json_path is not None:
+        with atomic_output(json_path) as tmp:
+            tmp.write_text(json.dumps(report, indent=1))
+        out.print(f"Wrote {json_path}")
+    if diff >= 1e-4:
+        raise NCAError(f"the engine disagrees with the reference (max abs difference {diff:.2e})")
 
 
 def main():

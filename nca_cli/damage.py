@@ -1,8 +1,22 @@
-"""Damage masks: which cells of a grid to kill. Masks are (B, H, W) bool, True = killed."""
+"""Damage: which cells to kill. Masks are (B, H, W) bool, True = killed.
+
+Shapes: a disc, a rectangle, half of the pattern cut away, random noise, or a mask picture.
+Positions are in cells, or in percent of the living pattern's bounding box ("50%,30%").
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
+
+from .errors import NCAError
+
+SHAPES = ("circle", "rect", "half", "noise", "mask")
+SIDES = ("left", "right", "top", "bottom")
 
 
 def circle_mask(height: int, width: int, cy: torch.Tensor, cx: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
@@ -13,19 +27,145 @@ def circle_mask(height: int, width: int, cy: torch.Tensor, cx: torch.Tensor, rad
     return dist2 < radius.view(-1, 1, 1).square()
 
 
-def random_circle_masks(n: int, height: int, width: int, generator: torch.Generator | None = None,
-                        device=None) -> torch.Tensor:
-    """The article's training damage: discs centred in the middle half of the grid, radius 5%-20% of its width.
-
+def random_body_wounds(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Training damage: one disc per pattern of x (n, H, W, C), radius 5%-20% of the grid's width as
+    in the article, but centred on a random living cell rather than anywhere in the middle of the
+    grid, so that no wound misses the pattern. (A pattern with no living cell gets the article's.)
     Returns (n, H, W) bool.
     """
-    u = torch.rand(3, n, generator=generator, device=device)
-    cy = (u[0] * 0.5 + 0.25) * height
-    cx = (u[1] * 0.5 + 0.25) * width
-    radius = (u[2] * 0.15 + 0.05) * width
-    return circle_mask(height, width, cy, cx, radius)
+    n, H, W = x.shape[:3]
+    u = torch.rand(3, n, generator=generator, device=x.device)
+    cy, cx = (u[0] * 0.5 + 0.25) * H, (u[1] * 0.5 + 0.25) * W
+    for i in range(n):
+        living = (x[i, ..., 3] > 0.1).nonzero()
+        if len(living):
+            pick = living[int(u[0, i] * len(living)) % len(living)]
+            cy[i], cx[i] = float(pick[0]), float(pick[1])
+    return circle_mask(H, W, cy, cx, (u[2] * 0.15 + 0.05) * W)
 
 
 def apply_damage(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Zero every channel of the masked cells. x: (B, H, W, C), mask: (B, H, W) or (H, W) bool."""
     return x * (~mask).unsqueeze(-1).to(x.dtype)
+
+
+def living_box(x: torch.Tensor, threshold: float = 0.1) -> tuple[float, float, float, float] | None:
+    """Bounding box (top, left, bottom, right; inclusive, in cells) of alpha > threshold in (H, W, C)."""
+    alive = (x[..., 3] > threshold).nonzero()
+    if len(alive) == 0:
+        return None
+    (top, left), (bottom, right) = alive.min(0).values.tolist(), alive.max(0).values.tolist()
+    return top, left, bottom, right
+
+
+def body_point(alpha: torch.Tensor) -> tuple[float, float]:
+    """A point on the pattern of an (H, W) alpha map: the most opaque-enough cell nearest its centroid."""
+    rows = torch.arange(alpha.shape[0], dtype=torch.float32, device=alpha.device)[:, None]
+    cols = torch.arange(alpha.shape[1], dtype=torch.float32, device=alpha.device)[None, :]
+    weights = alpha.clamp(0, 1)
+    total = weights.sum()
+    if total <= 0:
+        return (alpha.shape[0] - 1) / 2, (alpha.shape[1] - 1) / 2
+    cy, cx = (weights * rows).sum() / total, (weights * cols).sum() / total
+    solid = (alpha > 0.5).nonzero().float()
+    if len(solid) == 0:
+        return float(cy), float(cx)
+    nearest = solid[((solid - torch.stack([cy, cx])) ** 2).sum(1).argmin()]
+    return float(nearest[0]), float(nearest[1])
+
+
+def parse_position(text: str) -> tuple[str, str]:
+    """'36,40' or '50%,30%' (row, column) -> the two parts, checked."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2 or not all(_is_coordinate(p) for p in parts):
+        raise NCAError(f"invalid position {text!r}: expected ROW,COL in cells or percent, e.g. 36,40 or 50%,30%")
+    return parts[0], parts[1]
+
+
+def _is_coordinate(text: str) -> bool:
+    try:
+        float(text[:-1] if text.endswith("%") else text)
+    except ValueError:
+        return False
+    return True
+
+
+def resolve_position(position: tuple[str, str] | None, x: torch.Tensor, threshold: float = 0.1) -> tuple[float, float]:
+    """A position in cells for the pattern in x (H, W, C): absolute, percent of the box, or (None) on the body."""
+    H, W = x.shape[:2]
+    if position is None:
+        return body_point(x[..., 3])
+    box = living_box(x, threshold) or (0, 0, H - 1, W - 1)
+    coords = []
+    for text, low, high in ((position[0], box[0], box[2]), (position[1], box[1], box[3])):
+        coords.append(low + (high - low) * float(text[:-1]) / 100 if text.endswith("%") else float(text))
+    row, col = coords
+    if not (0 <= row < H and 0 <= col < W):
+        raise NCAError(f"position {position[0]},{position[1]} is off the {H}x{W} grid")
+    return row, col
+
+
+@dataclass
+class Wound:
+    """A damage to apply: a shape and its parameters (cells unless stated)."""
+
+    shape: str = "circle"
+    position: tuple[str, str] | None = None  # centre; None: on the pattern's body
+    radius: float = 10.0  # circle
+    size: tuple[int, int] = (12, 12)  # rect: height, width
+    side: str = "left"  # half: which half is cut away
+    fraction: float = 0.5  # noise: share of cells killed
+    mask: torch.Tensor | None = None  # mask: (H, W) bool from a picture
+
+    def __post_init__(self):
+        if self.shape not in SHAPES:
+            raise NCAError(f"unknown shape {self.shape!r}: use one of {', '.join(SHAPES)}")
+        if self.radius < 0:
+            raise NCAError(f"radius must not be negative, got {self.radius:g}")
+        if min(self.size) < 1:
+            raise NCAError(f"rectangle size must be positive, got {self.size[0]}x{self.size[1]}")
+        if self.side not in SIDES:
+            raise NCAError(f"unknown side {self.side!r}: use one of {', '.join(SIDES)}")
+        if not 0 <= self.fraction <= 1:
+            raise NCAError(f"noise fraction must be between 0 and 1, got {self.fraction:g}")
+        if self.shape == "mask" and self.mask is None:
+            raise NCAError("shape mask needs --mask PICTURE")
+
+    def masks(self, x: torch.Tensor, threshold: float = 0.1,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+        """The cells this wound kills in each pattern of x (B, H, W, C). -> (B, H, W) bool"""
+        B, H, W, _ = x.shape
+        if self.shape == "mask":
+            if tuple(self.mask.shape) != (H, W):
+                raise NCAError(f"the mask is {self.mask.shape[0]}x{self.mask.shape[1]} but the grid is {H}x{W}")
+            return self.mask.to(x.device).expand(B, H, W)
+        if self.shape == "noise":
+            return torch.rand(B, H, W, generator=generator, device=x.device) < self.fraction
+        return torch.stack([self._mask_one(x[b], threshold) for b in range(B)])
+
+    def _mask_one(self, x: torch.Tensor, threshold: float) -> torch.Tensor:
+        H, W = x.shape[:2]
+        rows = torch.arange(H, device=x.device).view(-1, 1).float()
+        cols = torch.arange(W, device=x.device).view(1, -1).float()
+        if self.shape == "half":
+            top, left, bottom, right = living_box(x, threshold) or (0, 0, H - 1, W - 1)
+            mid_row, mid_col = (top + bottom) / 2, (left + right) / 2
+            cut = {"left": cols < mid_col, "right": cols > mid_col, "top": rows < mid_row, "bottom": rows > mid_row}
+            return cut[self.side].expand(H, W)
+        cy, cx = resolve_position(self.position, x, threshold)
+        if self.shape == "circle":
+            return (rows - cy).square() + (cols - cx).square() < self.radius ** 2
+        h, w = self.size
+        return ((rows - cy).abs() <= (h - 1) / 2) & ((cols - cx).abs() <= (w - 1) / 2)
+
+
+def read_mask(path: str | Path) -> torch.Tensor:
+    """A mask picture: black (dark) pixels are killed. -> (H, W) bool"""
+    try:
+        with Image.open(path) as im:
+            gray = np.asarray(im.convert("L"))
+    except FileNotFoundError:
+        raise NCAError(f"mask not found: {path}") from None
+    except (UnidentifiedImageError, OSError):
+        raise NCAError(f"cannot read mask {path}: not a supported image file") from None
+    return torch.from_numpy(gray < 128)

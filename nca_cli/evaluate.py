@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .damage import apply_damage, circle_mask
+from .damage import apply_damage, body_point, circle_mask
 from .engine import NCA, rgba_loss, seed_state
 from .targets import Target
 
@@ -28,20 +28,6 @@ class Quality:
                 "steps": self.steps, "cut_radius": CUT_RADIUS}
 
 
-def body_point(target: Target) -> tuple[float, float]:
-    """A point on the pattern: the opaque pixel nearest the alpha-weighted centroid. (row, col)"""
-    alpha = target.rgba[..., 3]
-    rows = torch.arange(alpha.shape[0], dtype=torch.float32)[:, None]
-    cols = torch.arange(alpha.shape[1], dtype=torch.float32)[None, :]
-    total = alpha.sum()
-    cy, cx = (alpha * rows).sum() / total, (alpha * cols).sum() / total
-    opaque = (alpha > 0.5).nonzero().float()
-    if len(opaque) == 0:
-        return float(cy), float(cx)
-    nearest = opaque[((opaque - torch.stack([cy, cx])) ** 2).sum(1).argmin()]
-    return float(nearest[0]), float(nearest[1])
-
-
 @torch.no_grad()
 def measure_quality(model: NCA, target: Target, runs: int = 8, steps: int = GROW_STEPS,
                     seed: int = 0) -> Quality:
@@ -52,7 +38,7 @@ def measure_quality(model: NCA, target: Target, runs: int = 8, steps: int = GROW
     H, W = target.shape
     x = model.rollout(seed_state(model.config, H, W, batch=runs, device=device), steps, generator=generator)
     grow = rgba_loss(x, goal)
-    cy, cx = body_point(target)
+    cy, cx = body_point(target.rgba[..., 3])
     cut = circle_mask(H, W, torch.tensor([cy]), torch.tensor([cx]), torch.tensor([CUT_RADIUS])).to(device)
     x = model.rollout(apply_damage(x, cut[0]), steps, generator=generator)
     regrow = rgba_loss(x, goal)

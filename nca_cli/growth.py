@@ -48,18 +48,22 @@ def tile_panels(frames: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def run_growth(model: NCA, x: torch.Tensor, steps: int, sink: FrameSink | None = None, every: int = 1,
-               generator: torch.Generator | None = None, angle: float | list[float] | None = None,
+               generator: torch.Generator | list[torch.Generator] | None = None,
+               angle: float | list[float] | None = None,
                before_step: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
                decorate: Callable[[int, np.ndarray], np.ndarray] | None = None,
-               on_step: Callable[[int], None] | None = None) -> torch.Tensor:
+               on_step: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
     """Run `steps` updates from x (B, H, W, C), writing a frame at step 0, every `every` steps and at the end.
 
     before_step(k, x) may change the state just before step k+1 (e.g. to wound it); decorate(k, rgb)
-    may draw on a frame's panels (B, H, W, 3) before they are tiled. `angle` is one rotation for the
-    whole batch, or one per sample. Returns the final state.
+    may draw on a frame's panels (B, H, W, 3) before they are tiled; on_step(k, x) sees the state
+    after step k. `angle` is one rotation for the whole batch, or one per sample; then `generator`
+    may be one per sample too, so that each sample fires as it would run alone. Returns the final
+    state.
     """
     kept_steps(steps, every)  # validates steps and every
     angles = angle if isinstance(angle, list) else None
+    generators = generator if isinstance(generator, list) else [generator] * len(x)
 
     def emit(k: int, state: torch.Tensor) -> None:
         if sink is None:
@@ -77,9 +81,9 @@ def run_growth(model: NCA, x: torch.Tensor, steps: int, sink: FrameSink | None =
         if angles is None:
             x = model.step(x, angle=angle, generator=generator)
         else:
-            x = torch.cat([model.step(x[i : i + 1], angle=a, generator=generator) for i, a in enumerate(angles)])
+            x = torch.cat([model.step(x[i : i + 1], angle=a, generator=generators[i]) for i, a in enumerate(angles)])
         if (k + 1) % every == 0 or k + 1 == steps:
             emit(k + 1, x)
         if on_step is not None:
-            on_step(k + 1)
+            on_step(k + 1, x)
     return x

@@ -41,7 +41,10 @@ def save_loss_curve(path: str | Path, losses: list[float], size: tuple[int, int]
         smooth = np.convolve(logs, np.ones(window) / window, mode="valid")
         if len(smooth) >= 2:
             draw.line([point(i + window - 1, v) for i, v in enumerate(smooth)], fill=SMOOTH, width=2)
-        draw.text((left, height - bottom + 8), f"0{' ' * 8}iterations{' ' * 8}{len(values)}", fill=INK)
+        base = height - bottom + 8
+        draw.text((left, base), "0", fill=INK)
+        draw.text(((left + width - right) // 2 - 30, base), "iterations", fill=INK)
+        draw.text((width - right - 8 * len(str(len(values))), base), str(len(values)), fill=INK)
     with atomic_output(path) as tmp:
         image.save(tmp, format="PNG")
 
@@ -58,5 +61,42 @@ def save_panels(path: str | Path, panels: list[np.ndarray], labels: list[str], s
         image.paste(Image.fromarray(tile), (x, 4))
         draw.text((x, h + 10), label, fill=INK)
         x += tile.shape[1] + 8
+    with atomic_output(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def save_sweep_plot(path: str | Path, by_radius: list[dict], by_position: list[dict], pattern: np.ndarray,
+                    scale: int = 4) -> None:
+    """Recovery rate against wound radius (left) and a heat map of recovery by wound centre drawn
+    over the grown pattern (right: red never recovers, green always). Written atomically."""
+    H, W = pattern.shape[:2]
+    chart_w, chart_h, left, bottom = 360, max(H * scale, 240), 44, 30
+    image = Image.new("RGB", (chart_w + W * scale + 24, chart_h + 40), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((left, 4), "recovery rate vs wound radius (cells)", fill=INK)
+    x0, y0, x1, y1 = left, 20, chart_w - 12, chart_h - bottom + 20
+    for frac in (0.0, 0.5, 1.0):
+        y = y1 - (y1 - y0) * frac
+        draw.line([(x0, y), (x1, y)], fill=GRID)
+        draw.text((6, y - 6), f"{frac:.1f}", fill=INK)
+    if by_radius:
+        radii = [row["radius"] for row in by_radius]
+        lo, hi = min(radii), max(radii) if max(radii) > min(radii) else min(radii) + 1
+        points = [(x0 + (x1 - x0) * (r - lo) / (hi - lo), y1 - (y1 - y0) * row["recovery_rate"])
+                  for r, row in zip(radii, by_radius)]
+        if len(points) > 1:
+            draw.line(points, fill=SMOOTH, width=2)
+        for (px, py), r in zip(points, radii):
+            draw.ellipse((px - 3, py - 3, px + 3, py + 3), fill=SMOOTH)
+            draw.text((px - 6, y1 + 6), f"{r:g}", fill=INK)
+    heat = upscale(pattern, scale).astype(np.float32) * 0.35 + 255 * 0.65  # the pattern, faded
+    half = max(1, scale * 2)
+    for cell in by_position:
+        rate = cell["recovery_rate"]
+        colour = np.array([255 * (1 - rate), 200 * rate, 40], dtype=np.float32)
+        cy, cx = cell["row"] * scale + scale // 2, cell["col"] * scale + scale // 2
+        heat[max(cy - half, 0) : cy + half, max(cx - half, 0) : cx + half] = colour
+    image.paste(Image.fromarray(heat.astype(np.uint8)), (chart_w + 12, 20))
+    draw.text((chart_w + 12, 4), "recovery by wound centre", fill=INK)
     with atomic_output(path) as tmp:
         image.save(tmp, format="PNG")

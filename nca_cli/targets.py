@@ -8,7 +8,6 @@ Noto Color Emoji) is tried.
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,13 +164,3 @@ def fit_image(image: Image.Image, size: int) -> torch.Tensor:
     canvas = Image.new("RGBa", (size, size), (0, 0, 0, 0))
     canvas.paste(image, ((size - nw) // 2, (size - nh) // 2))
     return torch.from_numpy(np.asarray(canvas, dtype=np.float32) / 255.0).contiguous()
-
-
-def target_from_tensor(name: str, rgba: torch.Tensor, size: int, pad: int) -> Target:
-    return Target(name=name, rgba=rgba.float().contiguous(), size=size, pad=pad)
-
-
-def encode_png(rgb: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG")
-    return buf.getvalue()

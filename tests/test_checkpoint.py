@@ -81,14 +81,15 @@ def test_non_finite_weights_and_tampered_target(saved):
     with pytest.raises(NCAError, match="w1.bias holds NaN"):
         load_model(path)
     tensors["w1.bias"][0] = 0.0
-    tensors["target"][5, 5, 0] = 0.123
+    assert tensors["target"].dtype == torch.uint8  # stored compactly: targets come from 8-bit pictures
+    tensors["target"][10, 10, 0] += 1
     rewrite(path, tensors)
     with pytest.raises(NCAError, match="stored target does not match its recorded checksum"):
         load_model(path)
 
 
 def test_missing_model_names_the_bundled_ones(tmp_path):
-    with pytest.raises(NCAError, match=r"model not found: nope \(a .safetensors file, or a bundled model: lizard"):
+    with pytest.raises(NCAError, match=r"model not found: nope \(a .safetensors file, or a bundled model: lizard, lizard-grow"):
         load_model("nope")
 
 
@@ -96,7 +97,16 @@ def test_missing_model_names_the_bundled_ones(tmp_path):
 def test_bundled_models_load_and_grow_their_pattern(name):
     loaded = load_model(name)
     assert loaded.target is not None and loaded.training["iterations_done"] > 0
-    quality = measure_quality(loaded.model, loaded.target, runs=2)
+    if loaded.training["mode"] == "grow":
+        # Growing-only rules are trained for 64-96 steps and are not stable much beyond (the
+        # article's first experiment): check them at the end of their training horizon.
+        assert measure_quality(loaded.model, loaded.target, runs=2, steps=80).grow_loss < 0.015
+        return
+    quality = measure_quality(loaded.model, loaded.target, runs=4)
     assert quality.grow_loss < 0.01, quality
     if loaded.training["mode"] == "regen":
         assert quality.regrow_loss < 0.015, quality
+
+
+def test_bundled_models_are_listed():
+    assert {"lizard", "lizard-grow"} <= set(bundled_models())

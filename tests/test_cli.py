@@ -38,7 +38,7 @@ def test_version_and_help():
     assert result.exit_code == 0 and "train" in result.output and "grow" in result.output
 
 
-@pytest.mark.parametrize("command", ["train", "grow"])
+@pytest.mark.parametrize("command", ["train", "grow", "damage", "rotate", "bench"])
 def test_every_command_has_help_with_an_example(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0
@@ -68,7 +68,7 @@ def test_train_output_reports_figures(tmp_path, disc_png):
     result = invoke("train", disc_png, "-o", out, "--no-plots", "--mode", "grow", *TINY_ARGS)
     assert result.exit_code == 0, result.output
     assert re.search(r"Trained 6 iterations in \d+s \(done\); final batch loss \d\.\d{5}", result.output)
-    assert re.search(r"Grown from the seed \(200 steps\): loss \d\.\d{5}", result.output)
+    assert re.search(r"Grown from the seed \(200 steps, mean of 8 runs\): loss \d+\.\d{5}", result.output)
     assert f"Wrote {out}" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
     assert load_model(out).training["mode"] == "grow"
@@ -130,7 +130,7 @@ def test_interrupted_training_saves_and_resumes(tmp_path, disc_png, monkeypatch)
     (["train", "🦎", "--device", "cuda:7" if False else "tpu"], "Error: unknown device 'tpu': use auto, cpu, cuda or mps"),
     (["train", "🦎", "--resume", "-o", "none.safetensors"],
      "Error: nothing to resume: none.ckpt.safetensors does not exist"),
-    (["grow", "missing.safetensors"], "Error: model not found: missing.safetensors (a .safetensors file, or a bundled model: lizard)"),
+    (["grow", "missing.safetensors"], "Error: model not found: missing.safetensors (a .safetensors file, or a bundled model: lizard, lizard-grow)"),
     (["grow", "-o", "out.avi"], "Error: unsupported output out.avi: use one of .mp4, .gif, .png, .npy"),
     (["grow", "--grid", "big"], "Error: invalid grid 'big': expected HxW, e.g. 96x96"),
     (["grow", "--every", "0"], "Error: --every must be at least 1, got 0"),
@@ -210,3 +210,11 @@ def test_completions_are_current():
     folder = Path(__file__).parent.parent / "completions"
     for shell, name in [("bash", "nca.bash"), ("zsh", "_nca"), ("fish", "nca.fish")]:
         assert (folder / name).read_text() == completion_script(shell), f"regenerate completions/{name}"
+
+
+def test_every_command_is_documented_in_the_readme():
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for command in app.registered_commands:
+        assert f"### `nca {command.name or command.callback.__name__}" in readme

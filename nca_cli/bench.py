@@ -1,0 +1,216 @@
+"""`nca bench`: how fast the engine is on this machine, against a straightforward formulation.
+
+The reference below is the plain way to write a Growing-NCA step in PyTorch (channels-first,
+per-channel Sobel filters as one grouped convolution through a reshape, circular padding, two
+1x1 convolutions, dense over every cell). Both run with the same weights; before timing, the
+bench checks that they agree on the same fire masks.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .engine import NCA, NCAConfig
+
+
+class ReferenceNCA(torch.nn.Module):
+    """The straightforward formulation, sharing the weights of an NCA module."""
+
+    def __init__(self, model: NCA):
+        super().__init__()
+        self.model = model
+        C = model.config.channels
+        ident = torch.tensor([[0.0, 0, 0], [0, 1, 0], [0, 0, 0]])
+        sobel = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]) / 8
+        self.register_buffer("kernel", torch.stack([ident, sobel, sobel.T])[:, None])  # (3, 1, 3, 3)
+        self.channels = C
+
+    def alive(self, x: torch.Tensor) -> torch.Tensor:
+        alpha = F.pad(x[:, 3:4], (1, 1, 1, 1), mode="circular")
+        return F.max_pool2d(alpha, 3, stride=1) > self.model.config.alive_threshold
+
+    def step(self, x: torch.Tensor, fire: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, H, W); fire: (B, H, W) bool."""
+        B, C, H, W = x.shape
+        pre = self.alive(x)
+        padded = F.pad(x, (1, 1, 1, 1), mode="circular").reshape(B * C, 1, H + 2, W + 2)
+        y = F.conv2d(padded, self.kernel).reshape(B, C, 3, H, W).transpose(1, 2).reshape(B, 3 * C, H, W)
+        m = self.model
+        h = F.relu(F.conv2d(y, m.w1.weight[:, :, None, None], m.w1.bias))
+        dx = F.conv2d(h, m.w2.weight[:, :, None, None], m.w2.bias)
+        x = x + dx * fire[:, None].to(x.dtype)
+        return x * (pre & self.alive(x)).to(x.dtype)
+
+
+@dataclass
+class Timing:
+    """One timed configuration."""
+
+    formulation: str  # "nca" or "reference"
+    mode: str  # "train" (forward + backward) or "infer"
+    state: str  # "pattern" or "full"
+    ms_per_step: float
+    cell_updates_per_s: float
+    gflops: float  # dense-equivalent: the two dense layers over every cell, x3 when training
+    ceiling_fraction: float  # of the float32 matrix-multiply rate
+    peak_memory_mb: float
+
+
+def matmul_rate(dtype: torch.dtype, device: torch.device, n: int = 1024, seconds: float = 0.5) -> float:
+    """GFLOP/s of square matrix multiplies of size n in `dtype`; 0 where the dtype is unsupported."""
+    try:
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+        a @ b
+    except (RuntimeError, TypeError):
+        return 0.0
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        runs += 1
+    _sync(device)
+    return 2 * n ** 3 * runs / (time.perf_counter() - start) / 1e9
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    elif os.path.exists("/proc/self/clear_refs"):
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # resets the peak resident set size (VmHWM)
+        except OSError:
+            pass
+
+
+def _peak_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2 ** 20
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_state(model: NCA, batch: int, height: int, width: int, kind: str, device) -> torch.Tensor:
+    """A state to time on. 'pattern': random cells in a disc half the grid across (a fifth of the
+    grid, about what a grown 40-pixel emoji covers on the 72x72 grid); 'full': every cell
+    alive, the worst case for the engine, which skips dead cells. -> (B, H, W, C)"""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, height, width, model.config.channels, generator=g)
+    if kind == "pattern":
+        rows = torch.arange(height).view(-1, 1) - height // 2
+        cols = torch.arange(width).view(1, -1) - width // 2
+        disc = (rows ** 2 + cols ** 2) <= (min(height, width) / 4) ** 2
+        x = x * disc[None, :, :, None]
+    else:
+        x[..., 3] = x[..., 3] * 0.8 + 0.2  # every cell above the alive threshold
+    return x.to(device)
+
+
+def benchmark_model(config: NCAConfig, device: torch.device, seed: int = 0) -> NCA:
+    """Random weights of the usual scale (the last layer is not zero, so cells do change)."""
+    torch.manual_seed(seed)
+    model = NCA(config).to(device)
+    torch.nn.init.normal_(model.w2.weight, std=0.02)
+    return model
+
+
+def agreement(model: NCA, reference: ReferenceNCA, x: torch.Tensor, steps: int = 8) -> float:
+    """Max abs difference between the two formulations over `steps` steps with the same fire masks."""
+    g = torch.Generator(device=x.device).manual_seed(1)
+    ours, theirs = x, x.permute(0, 3, 1, 2)
+    worst = 0.0
+    with torch.no_grad():
+        for _ in range(steps):
+            fire = torch.rand(x.shape[:3], generator=g, device=x.device) < model.config.fire_rate
+            ours = model.step(ours, fire=fire)
+            theirs = reference.step(theirs, fire)
+            worst = max(worst, float((ours - theirs.permute(0, 2, 3, 1)).abs().max()))
+    return worst
+
+
+def time_rollout(step, x: torch.Tensor, fire_shape: tuple[int, int, int], steps: int, train: bool,
+                 fire_rate: float) -> tuple[float, float]:
+    """Seconds per step and peak memory (MB) of a rollout of `steps` steps (with backward if train)."""
+    device = x.device
+    g = torch.Generator(device=device).manual_seed(2)
+    fires = [torch.rand(fire_shape, generator=g, device=device) < fire_rate for _ in range(steps)]
+
+    def run(n: int) -> None:
+        with torch.set_grad_enabled(train):
+            y = x
+            for fire in fires[:n]:
+                y = step(y, fire)
+            if train:
+                y.square().mean().backward()
+
+    run(2)  # warm up
+    _sync(device)
+    _reset_peak(device)
+    start = time.perf_counter()
+    run(steps)
+    _sync(device)
+    seconds = (time.perf_counter() - start) / steps
+    return seconds, _peak_mb(device)
+
+
+def run_bench(config: NCAConfig, batch: int, height: int, width: int, steps: int, device: torch.device,
+              on_progress=None) -> dict:
+    """Everything `nca bench` reports, as a dict (see the README for the keys)."""
+    model = benchmark_model(config, device)
+    reference = ReferenceNCA(model).to(device)
+    fp32 = matmul_rate(torch.float32, device)
+    bf16 = matmul_rate(torch.bfloat16, device)
+    flops_per_cell = 2 * (3 * config.channels * config.hidden + config.hidden * config.channels)
+    cells = batch * height * width
+    check = agreement(model, reference, bench_state(model, batch, height, width, "pattern", device))
+    timings = []
+    plan = [(state, mode, form) for state in ("pattern", "full") for mode in ("train", "infer")
+            for form in ("nca", "reference")]
+    for i, (state, mode, form) in enumerate(plan):
+        x = bench_state(model, batch, height, width, state, device)
+        if form == "nca":
+            seconds, peak = time_rollout(lambda s, f: model.step(s, fire=f), x, x.shape[:3], steps,
+                                         mode == "train", config.fire_rate)
+        else:
+            seconds, peak = time_rollout(reference.step, x.permute(0, 3, 1, 2).contiguous(), x.shape[:3], steps,
+                                         mode == "train", config.fire_rate)
+        gflops = flops_per_cell * cells * (3 if mode == "train" else 1) / seconds / 1e9
+        timings.append(Timing(form, mode, state, seconds * 1e3, cells / seconds, gflops,
+                              gflops / fp32 if fp32 else math.nan, peak))
+        if on_progress is not None:
+            on_progress(i + 1, len(plan))
+    speedups = {}
+    for state in ("pattern", "full"):
+        for mode in ("train", "infer"):
+            ours = next(t for t in timings if (t.formulation, t.mode, t.state) == ("nca", mode, state))
+            ref = next(t for t in timings if (t.formulation, t.mode, t.state) == ("reference", mode, state))
+            speedups[f"{mode}_{state}"] = ref.ms_per_step / ours.ms_per_step
+    return {
+        "shape": {"batch": batch, "height": height, "width": width, "channels": config.channels,
+                  "hidden": config.hidden, "steps": steps},
+        "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "matmul_gflops": {"float32": fp32, "bfloat16": bf16},
+        "agreement_max_abs_diff": check,
+        "timings": [asdict(t) for t in timings],
+        "speedup": speedups,
+    }
+

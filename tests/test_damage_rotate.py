@@ -1,0 +1,195 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from nca_cli.checkpoint import load_model
+from nca_cli.cli import app
+from nca_cli.damage import Wound, living_box, parse_position
+from nca_cli.errors import NCAError
+from nca_cli.recovery import recovery_from_losses, sweep
+from nca_cli.rotation import rotate_image
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def pattern(H=20, W=30) -> torch.Tensor:
+    """A solid opaque rectangle, rows 5..14, columns 10..19, in a (1, H, W, 8) state."""
+    x = torch.zeros(1, H, W, 8)
+    x[0, 5:15, 10:20, 3:] = 1.0
+    return x
+
+
+def test_circle_on_the_body_by_default_and_by_position():
+    x = pattern()
+    mask = Wound(shape="circle", radius=3).masks(x)[0]
+    assert mask.shape == (20, 30) and mask[9, 14] and mask.sum() == 25  # radius-3 disc on the body centre
+    mask = Wound(shape="circle", radius=1, position=parse_position("2,3")).masks(x)[0]
+    assert mask.nonzero().tolist() == [[2, 3]]
+    mask = Wound(shape="circle", radius=1, position=parse_position("0%,100%")).masks(x)[0]
+    assert mask.nonzero().tolist() == [[5, 19]]  # the top right corner of the living box
+
+
+def test_rect_half_noise_and_mask_shapes():
+    x = pattern()
+    rect = Wound(shape="rect", size=(3, 5), position=parse_position("10,15")).masks(x)[0]
+    assert rect.sum() == 15 and rect[9:12, 13:18].all()
+    left = Wound(shape="half", side="left").masks(x)[0]
+    assert left[:, :14].all() and not left[:, 15:].any()
+    top = Wound(shape="half", side="top").masks(x)[0]
+    assert top[:9].all() and not top[10:].any()
+    noise = Wound(shape="noise", fraction=0.25).masks(x.repeat(4, 1, 1, 1), generator=torch.Generator().manual_seed(0))
+    assert noise.shape == (4, 20, 30) and 0.2 < noise.float().mean() < 0.3
+    picture = torch.zeros(20, 30, dtype=torch.bool)
+    picture[0, 0] = True
+    assert torch.equal(Wound(shape="mask", mask=picture).masks(x)[0], picture)
+    with pytest.raises(NCAError, match="the mask is 20x30 but the grid is 10x10"):
+        Wound(shape="mask", mask=picture).masks(torch.zeros(1, 10, 10, 8))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"shape": "star"}, "unknown shape 'star': use one of circle, rect, half, noise, mask"),
+    ({"radius": -1}, "radius must not be negative, got -1"),
+    ({"side": "middle"}, "unknown side 'middle': use one of left, right, top, bottom"),
+    ({"fraction": 2}, "noise fraction must be between 0 and 1, got 2"),
+    ({"shape": "mask"}, "shape mask needs --mask PICTURE"),
+])
+def test_bad_wounds(kwargs, message):
+    with pytest.raises(NCAError) as exc:
+        Wound(**kwargs)
+    assert str(exc.value) == message
+
+
+def test_positions():
+    with pytest.raises(NCAError, match="invalid position 'x,3'"):
+        parse_position("x,3")
+    with pytest.raises(NCAError, match="position 50,3 is off the 20x30 grid"):
+        Wound(position=parse_position("50,3")).masks(pattern())
+    assert living_box(pattern()[0]) == (5, 10, 14, 19)
+
+
+def test_recovery_step_is_the_first_back_within_tolerance():
+    r = recovery_from_losses(100, [0.05, 0.03, 0.011, 0.02, 0.012], before=0.01, after=0.06, tolerance=0.002)
+    assert (r.recovered_at, r.final) == (103, 0.012)
+    assert recovery_from_losses(100, [0.05, 0.04], 0.01, 0.06, 0.002).recovered_at is None
+
+
+def test_rotate_image_turns_counter_clockwise_about_the_centre():
+    image = torch.zeros(9, 9, 1)
+    image[4, 7, 0] = 1.0  # right of the centre
+    turned = rotate_image(image, 90, (4, 4))
+    assert turned[1, 4, 0] == pytest.approx(1.0)  # now above it
+    assert turned.sum() == pytest.approx(1.0)
+    assert torch.equal(rotate_image(image, 0, (4, 4)), image)
+
+
+def recovery_row(output: str, step: int) -> list[str]:
+    row = next(line for line in output.splitlines() if line.strip().startswith(f"│ {step} "))
+    return [c.strip() for c in row.strip("│ ").split("│")]
+
+
+def test_bundled_lizard_heals_a_cut_and_the_growing_only_one_does_not(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("damage", "--at", "150", "--radius", "6", "--steps", "250", "--every", "50", "-o", "heal.png")
+    assert result.exit_code == 0, result.output
+    cells = recovery_row(result.output, 150)
+    before, after = float(cells[1]), float(cells[2])
+    assert after > before + 0.001 and cells[4].startswith("at step")
+    # wounded at the end of its training horizon, when it is closest to the target
+    result = invoke("damage", "lizard-grow", "--at", "80", "--radius", "6", "--steps", "200", "-o", "grow.png")
+    assert result.exit_code == 0, result.output
+    assert recovery_row(result.output, 80)[4] == "never"
+
+
+def test_damage_video_marks_the_wound(tmp_path):
+    out = tmp_path / "heal.npy"
+    result = invoke("damage", "--at", "100", "--at", "120", "--shape", "half", "--side", "right", "--steps", "130",
+                    "--every", "10", "-o", out)
+    assert result.exit_code == 0, result.output
+    states = np.load(out)
+    assert states.shape == (14, 72, 72, 16)
+    alive_right = (states[..., 36:, 3] > 0.1).sum(axis=(1, 2))
+    assert alive_right[10] > 50 and alive_right[11] < alive_right[10] / 2  # the right half was cut at 100
+    gif = tmp_path / "heal.gif"
+    assert invoke("damage", "--at", "100", "--steps", "104", "--every", "2", "-o", gif).exit_code == 0
+    with Image.open(gif) as im:
+        im.seek(51)  # step 102: the wound's outline is drawn in red
+        red = np.asarray(im.convert("RGB")).reshape(-1, 3)
+        assert ((red[:, 0] > 200) & (red[:, 1] < 80) & (red[:, 2] < 80)).sum() > 50
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--shape", "star"], "Error: unknown shape 'star': use one of circle, rect, half, noise, mask"),
+    (["--radius", "-2"], "Error: radius must not be negative, got -2"),
+    (["--at", "500", "--steps", "400"], "Error: --at must be between 0 and --steps - 1 (399), got 500"),
+    (["--center", "100,5"], "Error: position 100,5 is off the 72x72 grid"),
+    (["--shape", "mask", "--mask", "m.png"], "Error: the mask is 10x10 but the grid is 72x72"),
+    (["--radii", "a:b"], "Error: invalid --radii 'a:b': use FROM:TO:STEP (e.g. 2:20:3) or a list (e.g. 2,5,10)"),
+])
+def test_damage_bad_input(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    Image.new("L", (10, 10), 0).save(tmp_path / "m.png")
+    sweep_args = ["--sweep"] if args[0] == "--radii" else []
+    result = invoke("damage", *args, *sweep_args)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [message]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.png"]
+
+
+def test_sweep_tells_regenerating_from_growing_only():
+    regen, grow_only = load_model("lizard"), load_model("lizard-grow")
+    rates = []
+    for loaded in (regen, grow_only):
+        result = sweep(loaded.model, loaded.target.rgba, (72, 72), radii=[5.0, 8.0], spacing=10, seeds=1,
+                       recover_steps=120)
+        assert len(result.trials) >= 10
+        rates.append(sum(t["recovered"] for t in result.trials) / len(result.trials))
+    assert rates[0] >= 0.7 and rates[1] <= rates[0] - 0.4, rates
+
+
+def test_sweep_command_writes_table_json_and_plot(tmp_path):
+    js, png = tmp_path / "s.json", tmp_path / "s.png"
+    result = invoke("damage", "--sweep", "--radii", "4,8", "--spacing", "16", "--seeds", "1",
+                    "--recover-steps", "40", "--json", js, "--plot", png)
+    assert result.exit_code == 0, result.output
+    report = json.loads(js.read_text())
+    assert [r["radius"] for r in report["by_radius"]] == [4, 8]
+    assert report["by_radius"][0]["trials"] == len(report["by_position"]) > 0
+    assert len(report["trials"]) == 2 * len(report["by_position"])
+    assert Image.open(png).size[0] > 300
+    assert "Recovery within 40 steps" in result.output
+
+
+def test_rotate_0_is_the_plain_model_and_90_grows_the_turned_target(tmp_path):
+    npy = tmp_path / "r.npy"
+    result = invoke("rotate", "--theta", "0,90", "--steps", "200", "--every", "200", "-o", npy)
+    assert result.exit_code == 0, result.output
+    losses = {}
+    for line in result.output.splitlines():
+        parts = [p.strip() for p in line.strip("│ ").split("│")]
+        if len(parts) == 2 and parts[0] in ("0", "90"):
+            losses[parts[0]] = float(parts[1])
+    assert losses["0"] < 0.01 and losses["90"] < 0.015, losses
+    states = np.load(npy)  # (frames, angles, H, W, C)
+    assert states.shape == (2, 2, 72, 72, 16)
+    loaded = load_model("lizard")
+    plain = invoke("grow", "--steps", "200", "--every", "200", "-o", tmp_path / "g.npy")
+    assert plain.exit_code == 0
+    assert np.array_equal(np.load(tmp_path / "g.npy")[-1], states[-1, 0])  # same seed, same numbers
+    turned = rotate_image(loaded.target.rgba, 90, (36, 36)).numpy()
+    wrong_way = rotate_image(loaded.target.rgba, -90, (36, 36)).numpy()
+    grown = states[-1, 1, ..., :4]
+    assert ((grown - turned) ** 2).mean() < ((grown - wrong_way) ** 2).mean() / 2
+
+
+def test_rotate_bad_theta():
+    result = invoke("rotate", "--theta", "north")
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: invalid --theta 'north': expected degrees, e.g. 45 or 0,45,90"
