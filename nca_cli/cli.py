@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import __version__
+from .allocator import keep_freed_memory
 from .atomic import atomic_output
 from .bench import run_bench
 from .checkpoint import LoadedModel, load_model, save_model
@@ -181,6 +182,7 @@ def train(
     steps_max: int = typer.Option(TrainConfig.steps_max, "--steps-max", help="Longest rollout per iteration."),
     lr: float = typer.Option(TrainConfig.lr, "--lr", help="Adam learning rate."),
     lr_decay_at: int = typer.Option(TrainConfig.lr_decay_at, "--lr-decay-at", help="Iteration at which the rate drops x0.1."),
+    damage_count: Optional[int] = typer.Option(None, "--damage-count", help="regen: samples wounded per batch (default: 3, at most batch - 1)."),
     channels: int = typer.Option(NCAConfig.channels, "--channels", help="State channels (RGBA + hidden)."),
     hidden: int = typer.Option(NCAConfig.hidden, "--hidden", help="Hidden units of the per-cell network."),
     fire_rate: float = typer.Option(NCAConfig.fire_rate, "--fire-rate", help="Probability that a cell updates per step."),
@@ -213,7 +215,8 @@ def train(
         model_config = NCAConfig(channels=channels, hidden=hidden, fire_rate=fire_rate, padding=padding)
         train_config = TrainConfig(mode=mode, iterations=iterations, batch=batch, pool_size=pool_size,
                                    steps_min=steps_min, steps_max=steps_max, lr=lr, lr_decay_at=lr_decay_at,
-                                   seed=seed)
+                                   damage_count=min(TrainConfig.damage_count, batch - 1) if damage_count is None
+                                   else damage_count, seed=seed)
         trainer = Trainer(model_config, train_config, loaded, dev)
     _run_training(trainer, output, state_path, budget, checkpoint_every, plots)
 
@@ -607,4 +610,5 @@ def bench(
 
 
 def main():
+    keep_freed_memory()  # rollouts reuse big freed blocks instead of page-faulting them in anew
     app()

@@ -218,3 +218,14 @@ def test_every_command_is_documented_in_the_readme():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for command in app.registered_commands:
         assert f"### `nca {command.name or command.callback.__name__}" in readme
+
+
+def test_small_batches_wound_fewer_samples(tmp_path, disc_png):
+    out = tmp_path / "m.safetensors"
+    args = [a if a != "4" else "2" for a in TINY_ARGS]  # --batch 2
+    result = invoke("train", disc_png, "-o", out, "--no-plots", *args)
+    assert result.exit_code == 0, result.output
+    assert load_model(out).training["batch"] == 2 and load_model(out).training["damage_count"] == 1
+    result = invoke("train", disc_png, "-o", out, "--no-plots", "--damage-count", "2", *args)
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: damage count must be below the batch size (2)"
