@@ -27,3 +27,13 @@ def keep_freed_memory(trim_threshold: int = 1 << 30) -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, trim_threshold))
+
+
+def release_freed_memory() -> None:
+    """Hand freed memory back to the system now (glibc's malloc_trim), e.g. before measuring a peak."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

@@ -9,13 +9,13 @@ bench checks that they agree on the same fire masks.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 
+from .allocator import release_freed_memory
 from .engine import NCA, NCAConfig
 
 
@@ -59,7 +59,7 @@ class Timing:
     cell_updates_per_s: float
     gflops: float  # dense-equivalent: the two dense layers over every cell, x3 when training
     ceiling_fraction: float  # of the float32 matrix-multiply rate
-    peak_memory_mb: float
+    peak_memory_mb: float  # the most memory the timed rollout added (resident set on a CPU)
 
 
 def matmul_rate(dtype: torch.dtype, device: torch.device, n: int = 1024, seconds: float = 0.5) -> float:
@@ -83,30 +83,37 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _reset_peak(device: torch.device) -> None:
+def _reset_peak(device: torch.device) -> float:
+    """Start a peak-memory measurement; returns the baseline (MB) that the peak is counted from."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    elif os.path.exists("/proc/self/clear_refs"):
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # resets the peak resident set size (VmHWM)
-        except OSError:
-            pass
+        return torch.cuda.memory_allocated() / 2 ** 20
+    release_freed_memory()  # so that what earlier runs freed does not count as this one's
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets the peak resident set size (VmHWM) to the current one
+    except OSError:
+        pass
+    return _process_memory("VmRSS:")
 
 
-def _peak_mb(device: torch.device) -> float:
+def _peak_mb(device: torch.device, baseline: float) -> float:
+    """Peak memory (MB) added since _reset_peak returned `baseline`."""
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2 ** 20
+        return torch.cuda.max_memory_allocated() / 2 ** 20 - baseline
+    return _process_memory("VmHWM:") - baseline
+
+
+def _process_memory(field: str) -> float:
+    """A line of /proc/self/status in MB (0 where there is none, e.g. off Linux)."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return 0.0
 
 
 def bench_state(model: NCA, batch: int, height: int, width: int, kind: str, device) -> torch.Tensor:
@@ -164,12 +171,12 @@ def time_rollout(step, x: torch.Tensor, fire_shape: tuple[int, int, int], steps:
 
     run(2)  # warm up
     _sync(device)
-    _reset_peak(device)
+    baseline = _reset_peak(device)
     start = time.perf_counter()
     run(steps)
     _sync(device)
     seconds = (time.perf_counter() - start) / steps
-    return seconds, _peak_mb(device)
+    return seconds, _peak_mb(device, baseline)
 
 
 def run_bench(config: NCAConfig, batch: int, height: int, width: int, steps: int, device: torch.device,
