@@ -80,13 +80,13 @@ def pad_grid(x: torch.Tensor, padding: str) -> torch.Tensor:
 
 
 def perceive(x: torch.Tensor, padding: str = "zero", angle: float = 0.0) -> torch.Tensor:
-    """Dense perception of every cell: (B, H, W, C) -> (B, H, W, 3C).
+    """Dense perception of every cell, Sobel kernels turned by `angle` degrees: (B, H, W, C) -> (B, H, W, 3C).
 
     Band-major order: the C state channels, then C Sobel-x responses, then C Sobel-y responses
     (the order of the Distill demo's weights).
     """
     B, H, W, C = x.shape
-    k = perception_kernels(angle, x.device)  # (3, 3, 3)
+    k = perception_kernels(math.radians(angle), x.device)  # (3, 3, 3)
     xp = pad_grid(x, padding)
     bands = []
     for kernel in k:

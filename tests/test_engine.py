@@ -64,7 +64,7 @@ def test_rollout_gradients_match_reference():
 
 def test_dense_perceive_matches_reference():
     x = blob_state()
-    ours = perceive(x, "wrap", math.radians(45))
+    ours = perceive(x, "wrap", 45.0)
     theirs = reference.perceive(x.permute(0, 3, 1, 2), 45.0, "wrap").permute(0, 2, 3, 1)
     assert torch.allclose(ours, theirs, atol=1e-6)
 
