@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 
 from . import __version__
 from .atomic import atomic_output
+from .distill import looks_like_distill, read_distill
 from .engine import NCA, NCAConfig
 from .errors import NCAError
 from .targets import Target
@@ -60,24 +61,36 @@ def resolve_model_path(spec: str | None) -> Path:
     if spec in bundled:
         return bundled[spec]
     names = ", ".join(sorted(bundled)) or "none"
-    raise NCAError(f"model not found: {spec} (a .safetensors file, or a bundled model: {names})")
+    raise NCAError(f"model not found: {spec} (a .safetensors or Distill .json file, or a bundled model: {names})")
 
 
-def save_model(path: str | Path, model: NCA, target: Target, training: dict) -> None:
-    """Write a model file atomically."""
+def save_model(path: str | Path, model: NCA, target: Target | None, training: dict, int8: bool = False) -> None:
+    """Write a model file atomically. int8: weight matrices as int8 with one float32 scale per
+    output channel (`<name>.scale`), a quarter of the size; loading turns them back into floats."""
     tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
-    tensors["target"] = compact_target(target.rgba.detach().cpu())
+    if int8:
+        for name in ("w1.weight", "w2.weight"):
+            tensors[name], tensors[name + ".scale"] = quantize_int8(tensors[name])
+    if target is not None:
+        tensors["target"] = compact_target(target.rgba.detach().cpu())
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
         "nca_version": __version__,
         "model": json.dumps(model.config.to_dict()),
         "training": json.dumps(training),
-        "target": json.dumps({"name": target.name, "size": target.size, "pad": target.pad,
-                              "sha256": target.sha256}),
+        "target": json.dumps(None if target is None else {"name": target.name, "size": target.size,
+                                                          "pad": target.pad, "sha256": target.sha256}),
+        "quantization": "int8-per-channel" if int8 else "none",
     }
     with atomic_output(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+
+
+def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out, in) float -> int8 values and (out,) float32 scales, symmetric per output channel."""
+    scale = weight.abs().amax(dim=1).clamp_min(1e-12) / 127.0
+    return (weight / scale[:, None]).round().clamp(-127, 127).to(torch.int8), scale.float()
 
 
 def compact_target(rgba: torch.Tensor) -> torch.Tensor:
@@ -101,8 +114,12 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
 
 
 def load_model(spec: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load and validate a model file (or a bundled model by name)."""
+    """Load and validate a model file, a Distill-format JSON model, or a bundled model by name."""
     path = resolve_model_path(str(spec) if spec is not None else None)
+    if looks_like_distill(path):  # a published model in the Distill demo's JSON format: no target
+        model = read_distill(path)
+        return LoadedModel(model=model.to(device).eval(), target=None, training={"format": "distill"},
+                           source=str(path))
     tensors, meta = read_safetensors(path)
     if meta.get("format") != FORMAT:
         raise NCAError(f"{path} is not an nca model file (its metadata has no '{FORMAT}' format tag)")
@@ -116,6 +133,13 @@ def load_model(spec: str | Path | None = None, device: str | torch.device = "cpu
     if version > FORMAT_VERSION:
         raise NCAError(f"{path} uses model format version {version}; this nca reads up to {FORMAT_VERSION}")
     model = NCA(config)
+    if meta.get("quantization", "none") == "int8-per-channel":
+        for name in ("w1.weight", "w2.weight"):
+            scale = tensors.get(name + ".scale")
+            if name not in tensors or scale is None or tensors[name].dtype != torch.int8 or scale.ndim != 1 \
+                    or scale.shape[0] != tensors[name].shape[0]:
+                raise NCAError(f"{path}: int8 tensor {name} or its per-channel scale is missing or malformed")
+            tensors[name] = tensors[name].float() * scale[:, None].float()
     _check_weights(path, tensors, model)
     model.load_state_dict({name: tensors[name] for name in WEIGHT_NAMES})
     target = _stored_target(path, tensors.get("target"), target_info)
@@ -135,8 +159,8 @@ def _check_weights(path: Path, tensors: dict[str, torch.Tensor], model: NCA) -> 
             raise NCAError(f"{path}: tensor {name} holds NaN or infinite values")
 
 
-def _stored_target(path: Path, rgba: torch.Tensor | None, info: dict) -> Target | None:
-    if rgba is None:
+def _stored_target(path: Path, rgba: torch.Tensor | None, info: dict | None) -> Target | None:
+    if rgba is None or info is None:
         return None
     if rgba.ndim != 3 or rgba.shape[-1] != 4:
         raise NCAError(f"{path}: the stored target has shape {tuple(rgba.shape)}, expected (H, W, 4)")

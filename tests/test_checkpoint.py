@@ -89,7 +89,7 @@ def test_non_finite_weights_and_tampered_target(saved):
 
 
 def test_missing_model_names_the_bundled_ones(tmp_path):
-    with pytest.raises(NCAError, match=r"model not found: nope \(a .safetensors file, or a bundled model: lizard, lizard-grow"):
+    with pytest.raises(NCAError, match=r"model not found: nope \(a .safetensors or Distill .json file, or a bundled model: lizard, lizard-grow"):
         load_model("nope")
 
 

@@ -38,7 +38,7 @@ def test_version_and_help():
     assert result.exit_code == 0 and "train" in result.output and "grow" in result.output
 
 
-@pytest.mark.parametrize("command", ["train", "grow", "damage", "rotate", "bench"])
+@pytest.mark.parametrize("command", ["train", "grow", "damage", "rotate", "export", "bench"])
 def test_every_command_has_help_with_an_example(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0
@@ -130,7 +130,7 @@ def test_interrupted_training_saves_and_resumes(tmp_path, disc_png, monkeypatch)
     (["train", "🦎", "--device", "cuda:7" if False else "tpu"], "Error: unknown device 'tpu': use auto, cpu, cuda or mps"),
     (["train", "🦎", "--resume", "-o", "none.safetensors"],
      "Error: nothing to resume: none.ckpt.safetensors does not exist"),
-    (["grow", "missing.safetensors"], "Error: model not found: missing.safetensors (a .safetensors file, or a bundled model: lizard, lizard-grow)"),
+    (["grow", "missing.safetensors"], "Error: model not found: missing.safetensors (a .safetensors or Distill .json file, or a bundled model: lizard, lizard-grow)"),
     (["grow", "-o", "out.avi"], "Error: unsupported output out.avi: use one of .mp4, .gif, .png, .npy"),
     (["grow", "--grid", "big"], "Error: invalid grid 'big': expected HxW, e.g. 96x96"),
     (["grow", "--every", "0"], "Error: --every must be at least 1, got 0"),

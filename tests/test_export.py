@@ -1,0 +1,145 @@
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from nca_cli.checkpoint import load_model
+from nca_cli.cli import app
+from nca_cli.damage import apply_damage, circle_mask
+from nca_cli.engine import NCA, rgba_loss, seed_state
+from nca_cli.evaluate import measure_quality
+
+from .conftest import TINY_MODEL
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "distill-models"
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def grown(model: NCA, steps=200, H=72, W=72, batch=1, seed=0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        return model.rollout(seed_state(model.config, H, W, batch=batch), steps, generator=g)
+
+
+@pytest.mark.parametrize("padding", ["zero", "wrap"])
+def test_onnx_step_matches_the_engine(tmp_path, padding):
+    ort = pytest.importorskip("onnxruntime")
+    loaded = load_model("lizard")
+    if padding == "wrap":
+        loaded.model.config = type(loaded.model.config)(**{**loaded.model.config.to_dict(), "padding": "wrap"})
+    out = tmp_path / "step.onnx"
+    from nca_cli.export import export_model
+
+    export_model(loaded, "onnx", out)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for H, W, batch, degrees in [(72, 72, 1, 0.0), (40, 56, 3, 40.0)]:
+        x = grown(loaded.model, 120, H, W, batch)
+        fire = torch.rand(batch, H, W, generator=torch.Generator().manual_seed(5)) < 0.5
+        with torch.no_grad():
+            ours = loaded.model.step(x, fire=fire, angle=degrees)
+        theirs = session.run(None, {"state": x.numpy(), "fire": fire.float().numpy(),
+                                    "angle": np.array(math.radians(degrees), dtype=np.float32)})[0]
+        assert theirs.shape == (batch, H, W, 16)
+        assert np.abs(theirs - ours.numpy()).max() < 1e-5
+
+
+def test_int8_and_distill_round_trips(tmp_path):
+    loaded = load_model("lizard")
+    for fmt, name in [("int8", "q.safetensors"), ("distill", "d.json")]:
+        out = tmp_path / name
+        result = invoke("export", "--format", fmt, "-o", out)
+        assert result.exit_code == 0, result.output
+        assert "before quantization" in result.output
+        back = load_model(out)
+        for (k, a), b in zip(loaded.model.state_dict().items(), back.model.state_dict().values()):
+            scale = a.abs().max()
+            assert (a - b).abs().max() <= scale / 100, k  # within the quantization step
+        assert measure_quality(back.model, loaded.target, runs=2).grow_loss < 0.01
+    assert load_model(tmp_path / "q.safetensors").target is not None  # int8 keeps the target
+    assert json.loads((tmp_path / "d.json").read_text())[0]["in_ch"] == 48
+
+
+def test_export_distill_then_import_reproduces_the_rollout(tmp_path):
+    out = tmp_path / "d.json"
+    assert invoke("export", "--format", "distill", "-o", out).exit_code == 0
+    assert invoke("export", out, "--format", "distill", "-o", tmp_path / "d2.json").exit_code == 0
+    assert (tmp_path / "d.json").read_text() == (tmp_path / "d2.json").read_text()  # a fixed point
+
+
+def published(name: str):
+    path = SHARED / name
+    if not path.exists():
+        pytest.skip(f"{path} is not here (the shared folder beside the checkout)")
+    return load_model(path)
+
+
+def test_published_regenerating_lizard_grows_and_heals():
+    loaded = published("ex3_🦎.json")
+    assert loaded.target is None and loaded.model.config.padding == "wrap"
+    x = grown(loaded.model, 300)
+    alive = x[0, ..., 3] > 0.5
+    assert 400 < alive.sum() < 1200  # about the size of a 40-pixel lizard (the Twemoji one: 558 cells above 0.5)
+    colour = x[0][alive][:, :3].mean(0)
+    assert colour[1] > colour[0] + 0.1 and colour[1] > colour[2] + 0.1  # green
+    cut = circle_mask(72, 72, torch.tensor([36.0]), torch.tensor([36.0]), torch.tensor([8.0]))
+    with torch.no_grad():
+        healed = loaded.model.rollout(apply_damage(x, cut), 200, generator=torch.Generator().manual_seed(1))
+    assert rgba_loss(apply_damage(x, cut), x[0, ..., :4]) > 0.005
+    assert rgba_loss(healed, x[0, ..., :4]) < 0.001
+
+
+def test_published_growing_only_lizard_is_less_stable():
+    drift = []
+    for name in ("ex1_🦎.json", "ex3_🦎.json"):
+        model = published(name).model
+        x = grown(model, 200)
+        with torch.no_grad():
+            later = model.rollout(x, 300, generator=torch.Generator().manual_seed(2))
+        drift.append(float(rgba_loss(later, x[0, ..., :4])))
+    assert drift[0] > 5 * drift[1], drift
+
+
+def test_published_model_through_the_commands(tmp_path):
+    published("ex3_🦎.json")
+    model = SHARED / "ex3_🦎.json"
+    result = invoke("grow", model, "--steps", "100", "--every", "100", "-o", tmp_path / "g.png")
+    assert result.exit_code == 0, result.output
+    assert "Loss against" not in result.output  # no stored target
+    out = tmp_path / "ex3.safetensors"
+    assert invoke("export", model, "--format", "safetensors", "-o", out).exit_code == 0
+    a, b = load_model(model).model.state_dict(), load_model(out).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_export_bad_input(tmp_path):
+    tiny = tmp_path / "tiny.safetensors"
+    from nca_cli.checkpoint import save_model
+
+    save_model(tiny, NCA(TINY_MODEL), None, {})
+    cases = [
+        (["export", tiny, "--format", "distill", "-o", tmp_path / "t.json"],
+         "Error: the Distill demo runs models of 16 channels and 128 hidden units; this one has 8 and 16"),
+        (["export", "--format", "onnx", "-o", tmp_path / "x.json"], f"Error: format onnx writes a .onnx file, got {tmp_path}/x.json"),
+        (["export", "--format", "tflite", "-o", tmp_path / "x.tfl"],
+         "Error: unknown format 'tflite': use one of onnx, distill, int8, safetensors"),
+    ]
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"in_ch": 48}')
+    cases.append((["grow", bad, "-o", tmp_path / "g.png"], f"Error: cannot read {bad}: not valid JSON"))
+    layers = tmp_path / "layers.json"
+    layers.write_text(json.dumps([{"in_ch": 2, "out_ch": 2, "weight_scale": 1, "bias_scale": 1, "data_b64": "AAAA"}] * 2))
+    cases.append((["grow", layers, "-o", tmp_path / "g.png"],
+                  f"Error: {layers}: layer 1 holds 3 bytes, expected (in_ch + 1) * out_ch = 6"))
+    for args, message in cases:
+        result = invoke(*args)
+        assert result.exit_code == 1, args
+        assert result.output.strip().splitlines()[0].startswith(message), result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json", "layers.json", "tiny.safetensors"]
