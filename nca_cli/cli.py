@@ -322,7 +322,7 @@ def render_run(loaded: LoadedModel, x: torch.Tensor, steps: int, output: Path, e
         x = run_growth(loaded.model, x, steps, sink, every=every, generator=generator,
                        on_step=lambda k, state: (bar.update(task, completed=k), observe and observe(k, state)),
                        **growth)
-    what = (f"the last frame" if output.suffix.lower() == ".png" and not strip else f"{frames} frames")
+    what = ("the last frame" if output.suffix.lower() == ".png" and not strip else f"{frames} frames")
     out.print(f"Ran {steps} steps on a {x.shape[1]}x{x.shape[2]} grid; wrote {what} to {output}")
     return x
 

@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 
 from .damage import apply_damage, circle_mask
-from .engine import NCA, rgba_loss, seed_state
+from .engine import NCA, seed_state
 
 
 @dataclass

@@ -193,3 +193,17 @@ def test_rotate_bad_theta():
     result = invoke("rotate", "--theta", "north")
     assert result.exit_code == 1
     assert result.output.strip() == "Error: invalid --theta 'north': expected degrees, e.g. 45 or 0,45,90"
+
+
+def test_damage_from_a_saved_state(tmp_path):
+    states = tmp_path / "grown.npy"
+    assert invoke("grow", "--steps", "150", "--every", "150", "-o", states).exit_code == 0
+    result = invoke("damage", "--from", states, "--at", "0", "--radius", "6", "--steps", "60", "-o", tmp_path / "h.png")
+    assert result.exit_code == 0, result.output
+    before = float(recovery_row(result.output, 0)[1])
+    assert before < 0.006  # it started from the grown lizard, not from the seed (0.037)
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((4, 4, 3), dtype=np.float32))
+    result = invoke("damage", "--from", bad, "-o", tmp_path / "x.png")
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {bad} holds float32 (4, 4, 3); expected float32 states with 16 channels"
