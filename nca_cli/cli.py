@@ -567,11 +567,11 @@ def _damage_sweep(model, device, grid, radii, spacing, seeds, recover_steps, tol
 @user_errors
 def export(
     model: ModelArg = None,
-    fmt: str = typer.Option(..., "--format", "-f", help="onnx, distill, int8 or safetensors."),
-    output: Path = typer.Option(..., "-o", "--output", help="File to write (.onnx, .json or .safetensors)."),
+    fmt: str = typer.Option(..., "--format", "-f", help="onnx, web, distill, int8 or safetensors."),
+    output: Path = typer.Option(..., "-o", "--output", help="File to write (.onnx, .html, .json or .safetensors)."),
     device: DeviceOpt = "cpu",
 ):
-    """Write a model as ONNX (one CA step), the Distill demo's JSON, an int8 checkpoint, or safetensors.
+    """Write a model as ONNX (one CA step), a web page, the Distill demo's JSON, int8, or safetensors.
 
     Example: nca export lizard.safetensors --format onnx -o lizard.onnx
     """

@@ -1,21 +1,27 @@
-"""Taking a model elsewhere: ONNX (one CA step), the Distill demo's JSON, int8 and plain safetensors."""
+"""Taking a model elsewhere: ONNX (one CA step), a web page, the Distill demo's JSON, int8, safetensors."""
 
 from __future__ import annotations
 
+import base64
+import html
+import json
 import warnings
+from importlib import resources
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import __version__
 from .atomic import atomic_output
-from .checkpoint import LoadedModel, load_model, save_model
+from .checkpoint import LoadedModel, compact_target, load_model, save_model
 from .distill import read_distill, write_distill
 from .engine import NCA
 from .errors import NCAError
 
-FORMATS = {"onnx": ".onnx", "distill": ".json", "int8": ".safetensors", "safetensors": ".safetensors"}
+FORMATS = {"onnx": ".onnx", "web": ".html", "distill": ".json", "int8": ".safetensors",
+           "safetensors": ".safetensors"}
 
 
 class OnnxStep(nn.Module):
@@ -84,6 +90,27 @@ def export_onnx(model: NCA, path: str | Path, opset: int = 17) -> None:
                           output_names=["next_state"], dynamic_axes=dynamic, opset_version=opset, dynamo=False)
 
 
+def _floats_b64(t: torch.Tensor) -> str:
+    return base64.b64encode(t.detach().cpu().float().contiguous().numpy().astype("<f4").tobytes()).decode("ascii")
+
+
+def export_web(loaded: LoadedModel, path: str | Path) -> None:
+    """One self-contained HTML page (weights inside, no network) that runs the model live; atomically."""
+    model, cfg = loaded.model, loaded.model.config
+    H, W = loaded.target.shape if loaded.target is not None else (72, 72)
+    data = {**cfg.to_dict(), "height": H, "width": W,
+            "w1": _floats_b64(model.w1.weight), "b1": _floats_b64(model.w1.bias),
+            "w2": _floats_b64(model.w2.weight), "b2": _floats_b64(model.w2.bias),
+            "target": None if loaded.target is None else base64.b64encode(
+                compact_target(loaded.target.rgba).to(torch.uint8).numpy().tobytes()).decode("ascii")}
+    title = html.escape(loaded.target.name if loaded.target is not None else Path(loaded.source).stem)
+    page = (resources.files("nca_cli") / "web_template.html").read_text(encoding="utf-8")
+    page = page.replace("__TITLE__", title).replace("__VERSION__", __version__)
+    page = page.replace("__MODEL__", json.dumps(data))
+    with atomic_output(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+
+
 def exported_model(loaded: LoadedModel, fmt: str, output: Path) -> NCA:
     """The model as an int8 or Distill export of `loaded` at `output` will run (quantized weights, the
     original configuration), to compare with the original."""
@@ -103,6 +130,8 @@ def export_model(loaded: LoadedModel, fmt: str, output: Path) -> None:
     model = loaded.model
     if fmt == "onnx":
         export_onnx(model, output)
+    elif fmt == "web":
+        export_web(loaded, output)
     elif fmt == "distill":
         write_distill(model, output)
     else:

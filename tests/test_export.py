@@ -129,7 +129,7 @@ def test_export_bad_input(tmp_path):
          "Error: the Distill demo runs models of 16 channels and 128 hidden units; this one has 8 and 16"),
         (["export", "--format", "onnx", "-o", tmp_path / "x.json"], f"Error: format onnx writes a .onnx file, got {tmp_path}/x.json"),
         (["export", "--format", "tflite", "-o", tmp_path / "x.tfl"],
-         "Error: unknown format 'tflite': use one of onnx, distill, int8, safetensors"),
+         "Error: unknown format 'tflite': use one of onnx, web, distill, int8, safetensors"),
     ]
     bad = tmp_path / "bad.json"
     bad.write_text('[{"in_ch": 48}')
@@ -143,3 +143,52 @@ def test_export_bad_input(tmp_path):
         assert result.exit_code == 1, args
         assert result.output.strip().splitlines()[0].startswith(message), result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json", "layers.json", "tiny.safetensors"]
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium() -> str:
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.skip("no chromium on this machine: the web page was not tested in a browser "
+                    "(.ci/run installs Debian's chromium)")
+    return found
+
+
+def run_page(page: Path, spec: str, profile: Path) -> dict:
+    import re
+    import subprocess
+
+    result = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
+                             f"{page.as_uri()}#test={spec}"], capture_output=True, text=True, timeout=300)
+    found = re.search(r'<pre id="nca-test">([^<]*)</pre>', result.stdout)
+    assert found, result.stdout[-2000:] + result.stderr[-2000:]
+    return json.loads(found.group(1))
+
+
+def test_web_page_grows_and_heals_in_a_browser(tmp_path):
+    chromium()
+    page = tmp_path / "lizard.html"
+    result = invoke("export", "--format", "web", "-o", page)
+    assert result.exit_code == 0, result.output
+    text = page.read_text()
+    assert "http://" not in text and "https://" not in text  # nothing to fetch: it opens from disk
+    # The page's own engine: grow 200 steps, cut a disc of radius 6 through the body, heal 60.
+    found = run_page(page, "200,36,40,6,60", tmp_path / "profile")
+    assert found["steps"] == 260
+    assert found["grown"] < 0.01  # the bound the Python engine reaches (0.0034)
+    assert found["wounded"] > found["grown"] + 0.002
+    assert found["healed"] < found["wounded"] - 0.001
+
+
+def test_web_page_of_a_model_without_target(tmp_path):
+    chromium()
+    published("ex3_🦎.json")
+    page = tmp_path / "ex3.html"
+    assert invoke("export", SHARED / "ex3_🦎.json", "--format", "web", "-o", page).exit_code == 0
+    found = run_page(page, "50,36,36,5,10", tmp_path / "profile")
+    assert found == {"grown": None, "wounded": None, "healed": None, "steps": 60}
