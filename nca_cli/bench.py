@@ -145,7 +145,7 @@ def agreement(model: NCA, reference: ReferenceNCA, x: torch.Tensor, steps: int =
     g = torch.Generator(device=x.device).manual_seed(1)
     ours, theirs = x, x.permute(0, 3, 1, 2)
     worst = 0.0
-    with torch.no_grad():
+    with torch.inference_mode():
         for _ in range(steps):
             fire = torch.rand(x.shape[:3], generator=g, device=x.device) < model.config.fire_rate
             ours = model.step(ours, fire=fire)
@@ -162,7 +162,7 @@ def time_rollout(step, x: torch.Tensor, fire_shape: tuple[int, int, int], steps:
     fires = [torch.rand(fire_shape, generator=g, device=device) < fire_rate for _ in range(steps)]
 
     def run(n: int) -> None:
-        with torch.set_grad_enabled(train):
+        with torch.enable_grad() if train else torch.inference_mode():
             y = x
             for fire in fires[:n]:
                 y = step(y, fire)

@@ -28,7 +28,7 @@ class Quality:
                 "steps": self.steps, "cut_radius": CUT_RADIUS}
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def measure_quality(model: NCA, target: Target, runs: int = 8, steps: int = GROW_STEPS,
                     seed: int = 0) -> Quality:
     """Grow `runs` patterns for `steps` steps, cut a disc of radius 10 through the body, regrow `steps`."""

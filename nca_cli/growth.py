@@ -46,7 +46,7 @@ def tile_panels(frames: np.ndarray) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def run_growth(model: NCA, x: torch.Tensor, steps: int, sink: FrameSink | None = None, every: int = 1,
                generator: torch.Generator | list[torch.Generator] | None = None,
                angle: float | list[float] | None = None,

@@ -77,7 +77,7 @@ def body_positions(x: torch.Tensor, spacing: int) -> list[tuple[int, int]]:
             if x[r, c, 3] > 0.5]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sweep(model: NCA, target: torch.Tensor | None, grid: tuple[int, int], radii: list[float], spacing: int,
           seeds: int, grow_steps: int = 200, recover_steps: int = 200, tolerance: float = 0.002,
           batch: int = 32, on_progress: Callable[[int, int], None] | None = None) -> SweepResult:
