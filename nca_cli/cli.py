@@ -27,7 +27,7 @@ from .checkpoint import LoadedModel, load_model, save_model
 from .engine import NCAConfig, render_rgb, rgba_loss, seed_state
 from .damage import Wound, apply_damage, parse_position, read_mask
 from .errors import NCAError
-from .evaluate import measure_quality
+from .evaluate import grow_from_seed, measure_quality
 from .export import export_model, exported_model
 from .growth import kept_steps, parse_grid, run_growth
 from .plots import save_loss_curve, save_panels, save_sweep_plot
@@ -263,9 +263,7 @@ def _write_training_plots(trainer: Trainer, output: Path) -> None:
     save_loss_curve(output.with_name(output.stem + ".loss.png"), trainer.losses)
     H, W = trainer.target.shape
     generator = torch.Generator(device=trainer.device).manual_seed(0)
-    with torch.no_grad():
-        grown = trainer.model.rollout(seed_state(trainer.model.config, H, W, device=trainer.device), 200,
-                                      generator=generator)
+    grown = grow_from_seed(trainer.model, H, W, 200, generator=generator)
     panels = [render_rgb(trainer.target.rgba).numpy(), render_rgb(grown[0]).cpu().numpy()]
     save_panels(output.with_name(output.stem + ".preview.png"), panels, ["target", "grown, 200 steps"])
 
@@ -296,22 +294,30 @@ def canvas_shape(loaded: LoadedModel, grid: Optional[str]) -> tuple[int, int]:
     return loaded.target.shape if loaded.target is not None else (72, 72)
 
 
+def on_target_canvas(loaded: LoadedModel, x: torch.Tensor) -> bool:
+    """Whether x (B, H, W, C) is on the canvas of the model's stored target (so losses mean something)."""
+    return loaded.target is not None and tuple(x.shape[1:3]) == loaded.target.shape
+
+
 def target_loss(loaded: LoadedModel, x: torch.Tensor) -> Optional[torch.Tensor]:
     """Loss of each sample of x (B, H, W, C) against the stored target; None if the canvas differs."""
-    if loaded.target is None or tuple(x.shape[1:3]) != loaded.target.shape:
-        return None
-    return rgba_loss(x, loaded.target.rgba.to(x.device))
+    return rgba_loss(x, loaded.target.rgba.to(x.device)) if on_target_canvas(loaded, x) else None
+
+
+def check_render_options(output: Path, steps: int, every: int, scale: Optional[int]) -> int:
+    """Validate the output and frame options before any work; returns the number of frames."""
+    check_output_path(output)
+    if scale is not None and scale < 1:
+        raise NCAError(f"--scale must be at least 1, got {scale}")
+    return kept_steps(steps, every)
 
 
 def render_run(loaded: LoadedModel, x: torch.Tensor, steps: int, output: Path, every: int, fps: float,
                scale: Optional[int], strip: bool, seed: int, label: str, observe=None, **growth) -> torch.Tensor:
-    """Validate the output options, run the model from x (B, H, W, C) with a progress bar, stream the
-    frames to `output`, and return the final state. observe(k, x) sees every step's state; other
-    keyword arguments go to run_growth."""
-    check_output_path(output)
+    """Run the model from x (B, H, W, C) with a progress bar, stream the frames to `output`, and
+    return the final state. observe(k, x) sees every step's state; other keyword arguments go to
+    run_growth. The options were checked by check_render_options."""
     frames = kept_steps(steps, every)
-    if scale is not None and scale < 1:
-        raise NCAError(f"--scale must be at least 1, got {scale}")
     scale = scale or default_scale(*x.shape[1:3])
     generator = torch.Generator(device=x.device).manual_seed(seed)
     if isinstance(growth.get("angle"), list):  # side-by-side panels: each fires as it would alone
@@ -345,11 +351,9 @@ def grow(
 
     Example: nca grow lizard.safetensors --steps 400 -o lizard.mp4
     """
-    check_output_path(output)
-    kept_steps(steps, every)
+    check_render_options(output, steps, every, scale)
     loaded = open_model(model, device)
-    x = seed_state(loaded.model.config, *canvas_shape(loaded, grid), device=loaded.device)
-    x = render_run(loaded, x, steps, output, every, fps, scale, strip, seed, "grow")
+    x = render_run(loaded, start_from(None, loaded, grid), steps, output, every, fps, scale, strip, seed, "grow")
     loss = target_loss(loaded, x)
     if loss is not None:
         out.print(f"Loss against the target: {float(loss[0]):.5f}")
@@ -375,8 +379,7 @@ def rotate(
     Example: nca rotate lizard.safetensors --theta 0,45,90 --steps 300 -o turned.mp4
     """
     angles = parse_angles(theta)
-    check_output_path(output)
-    kept_steps(steps, every)
+    check_render_options(output, steps, every, scale)
     loaded = open_model(model, device)
     H, W = canvas_shape(loaded, grid)
     x = seed_state(loaded.model.config, H, W, batch=len(angles), device=loaded.device)
@@ -476,15 +479,13 @@ def damage(
     if sweep_mode:
         return _damage_sweep(model, device, grid, parse_radii(radii), spacing, seeds, recover_steps,
                              tolerance, json_path, plot)
-    check_output_path(output)
-    kept_steps(steps, every)
+    check_render_options(output, steps, every, scale)
     wound_steps = sorted(set(at))
     if wound_steps[0] < 0 or wound_steps[-1] >= steps:
         raise NCAError(f"--at must be between 0 and --steps - 1 ({steps - 1}), got {wound_steps[-1] if wound_steps[0] >= 0 else wound_steps[0]}")
     loaded = open_model(model, device)
     x = start_from(start, loaded, grid)
-    if wound.mask is not None and tuple(wound.mask.shape) != tuple(x.shape[1:3]):
-        raise NCAError(f"the mask is {wound.mask.shape[0]}x{wound.mask.shape[1]} but the grid is {x.shape[1]}x{x.shape[2]}")
+    wound.check_grid(*x.shape[1:3])
     _damage_run(loaded, x, wound, wound_steps, tolerance, output, steps, every, fps, scale, strip, seed)
 
 
@@ -492,7 +493,7 @@ def _damage_run(loaded: LoadedModel, x: torch.Tensor, wound: Wound, wound_steps:
                 output: Path, steps: int, every: int, fps: float, scale: Optional[int], strip: bool, seed: int):
     cfg = loaded.model.config
     wound_generator = torch.Generator(device=x.device).manual_seed(seed + 1)
-    reference = {"rgba": loaded.target.rgba.to(x.device) if target_loss(loaded, x) is not None else None}
+    reference = {"rgba": loaded.target.rgba.to(x.device) if on_target_canvas(loaded, x) else None}
     losses: list[float] = []  # losses[k - 1]: after step k
     events: dict[int, dict] = {}
 
@@ -522,7 +523,7 @@ def _damage_run(loaded: LoadedModel, x: torch.Tensor, wound: Wound, wound_steps:
 
     render_run(loaded, x, steps, output, every, fps, scale, strip, seed, "damage", observe=observe,
                before_step=before_step, decorate=decorate)
-    against = "the target" if target_loss(loaded, x) is not None else "the pattern before the first wound"
+    against = "the target" if on_target_canvas(loaded, x) else "the pattern before the first wound"
     table = Table("wound at step", "loss before", "just after", "at the end", f"recovered (within {tolerance:g})",
                   title=f"Recovery (RGBA loss against {against})")
     bounds = wound_steps[1:] + [steps]
@@ -556,9 +557,7 @@ def _damage_sweep(model, device, grid, radii, spacing, seeds, recover_steps, tol
     with atomic_output(json_path) as tmp:
         tmp.write_text(json.dumps(result.to_dict(), indent=1))
     generator = torch.Generator(device=loaded.device).manual_seed(0)
-    with torch.no_grad():
-        grown = loaded.model.rollout(seed_state(loaded.model.config, H, W, device=loaded.device),
-                                     result.grow_steps, generator=generator)
+    grown = grow_from_seed(loaded.model, H, W, result.grow_steps, generator=generator)
     save_sweep_plot(plot, result.by_radius(), result.by_position(), render_rgb(grown[0]).cpu().numpy())
     out.print(f"Wrote {json_path} and {plot} ({len(result.trials)} trials)")
 

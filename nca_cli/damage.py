@@ -131,13 +131,17 @@ class Wound:
         if self.shape == "mask" and self.mask is None:
             raise NCAError("shape mask needs --mask PICTURE")
 
+    def check_grid(self, height: int, width: int) -> None:
+        """A mask picture must be the grid's size."""
+        if self.mask is not None and tuple(self.mask.shape) != (height, width):
+            raise NCAError(f"the mask is {self.mask.shape[0]}x{self.mask.shape[1]} but the grid is {height}x{width}")
+
     def masks(self, x: torch.Tensor, threshold: float = 0.1,
               generator: torch.Generator | None = None) -> torch.Tensor:
         """The cells this wound kills in each pattern of x (B, H, W, C). -> (B, H, W) bool"""
         B, H, W, _ = x.shape
         if self.shape == "mask":
-            if tuple(self.mask.shape) != (H, W):
-                raise NCAError(f"the mask is {self.mask.shape[0]}x{self.mask.shape[1]} but the grid is {H}x{W}")
+            self.check_grid(H, W)
             return self.mask.to(x.device).expand(B, H, W)
         if self.shape == "noise":
             return torch.rand(B, H, W, generator=generator, device=x.device) < self.fraction

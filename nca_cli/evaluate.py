@@ -29,6 +29,15 @@ class Quality:
 
 
 @torch.inference_mode()
+def grow_from_seed(model: NCA, height: int, width: int, steps: int, batch: int = 1,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """`batch` patterns grown for `steps` steps from the seed on a height x width grid. -> (B, H, W, C)"""
+    device = next(model.parameters()).device
+    return model.rollout(seed_state(model.config, height, width, batch=batch, device=device), steps,
+                         generator=generator)
+
+
+@torch.inference_mode()
 def measure_quality(model: NCA, target: Target, runs: int = 8, steps: int = GROW_STEPS,
                     seed: int = 0) -> Quality:
     """Grow `runs` patterns for `steps` steps, cut a disc of radius 10 through the body, regrow `steps`."""
@@ -36,7 +45,7 @@ def measure_quality(model: NCA, target: Target, runs: int = 8, steps: int = GROW
     generator = torch.Generator(device=device).manual_seed(seed)
     goal = target.rgba.to(device)
     H, W = target.shape
-    x = model.rollout(seed_state(model.config, H, W, batch=runs, device=device), steps, generator=generator)
+    x = grow_from_seed(model, H, W, steps, batch=runs, generator=generator)
     grow = rgba_loss(x, goal)
     cy, cx = body_point(target.rgba[..., 3])
     cut = circle_mask(H, W, torch.tensor([cy]), torch.tensor([cx]), torch.tensor([CUT_RADIUS])).to(device)

@@ -14,7 +14,8 @@ from typing import Callable
 import torch
 
 from .damage import apply_damage, circle_mask
-from .engine import NCA, seed_state
+from .engine import NCA
+from .evaluate import grow_from_seed
 
 
 @dataclass
@@ -89,7 +90,7 @@ def sweep(model: NCA, target: torch.Tensor | None, grid: tuple[int, int], radii:
     device = next(model.parameters()).device
     H, W = grid
     generator = torch.Generator(device=device).manual_seed(0)
-    grown = model.rollout(seed_state(model.config, H, W, batch=seeds, device=device), grow_steps, generator=generator)
+    grown = grow_from_seed(model, H, W, grow_steps, batch=seeds, generator=generator)
     plan = [(r, pos, s) for s in range(seeds) for pos in body_positions(grown[s], spacing) for r in radii]
     result = SweepResult(tolerance=tolerance, grow_steps=grow_steps, recover_steps=recover_steps, grid=(H, W))
     for start in range(0, len(plan), batch):
