@@ -14,6 +14,7 @@ giving the same numbers (see tests/test_engine.py, which checks it against a den
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, fields
 
@@ -102,9 +103,29 @@ def perceive(x: torch.Tensor, padding: str = "zero", angle: float = 0.0) -> torc
 @torch.no_grad()
 def alive_mask(x: torch.Tensor, threshold: float = 0.1, padding: str = "zero") -> torch.Tensor:
     """Cells with a living neighbourhood: 3x3 max of alpha > threshold. (B, H, W, C) -> (B, H, W) bool."""
-    alpha = pad_grid(x[..., 3:4].detach(), padding)[..., 0]  # (B, H+2, W+2)
-    rows = torch.maximum(torch.maximum(alpha[:, :-2], alpha[:, 1:-1]), alpha[:, 2:])  # separable max:
-    return torch.maximum(torch.maximum(rows[:, :, :-2], rows[:, :, 1:-1]), rows[:, :, 2:]) > threshold
+    return _max3x3(pad_grid(x[..., 3:4].detach(), padding)[..., 0]) > threshold
+
+
+@torch.no_grad()
+def _max3x3(padded: torch.Tensor) -> torch.Tensor:
+    """Maximum over each 3x3 window of (B, H+2, W+2), separably. -> (B, H, W)"""
+    rows = torch.maximum(torch.maximum(padded[:, :-2], padded[:, 1:-1]), padded[:, 2:])
+    return torch.maximum(torch.maximum(rows[:, :, :-2], rows[:, :, 1:-1]), rows[:, :, 2:])
+
+
+@functools.lru_cache(maxsize=64)
+def _tap_kernels(angle: float, device: torch.device) -> torch.Tensor:
+    """perception_kernels for an angle in degrees as a (3, 9) matrix, made once per angle and device
+    (as an ordinary tensor even if first asked for under inference mode, so training can use it)."""
+    with torch.inference_mode(False):
+        return perception_kernels(math.radians(angle), device).reshape(3, 9)
+
+
+@functools.lru_cache(maxsize=64)
+def _taps(row_length: int, device: torch.device) -> torch.Tensor:
+    """Offsets of a 3x3 neighbourhood from its centre in a flat grid with rows `row_length` long. (9,)"""
+    with torch.inference_mode(False):
+        return torch.tensor([dy * row_length + dx for dy in (-1, 0, 1) for dx in (-1, 0, 1)], device=device)
 
 
 def seed_state(config: NCAConfig, height: int, width: int, batch: int = 1, device=None) -> torch.Tensor:
@@ -190,23 +211,28 @@ class NCA(nn.Module):
     def _step_region(self, x: torch.Tensor, pre: torch.Tensor, fire: torch.Tensor, angle: float | None,
                      padding: str) -> torch.Tensor:
         B, H, W, C = x.shape
-        active = (pre & fire).reshape(-1).nonzero().squeeze(1)  # flat cell indices (N,)
-        x = x.reshape(-1, C).index_add(0, active, self._update_cells(x, active, angle, padding)).reshape(B, H, W, C)
-        alive = pre & alive_mask(x, self.config.alive_threshold, padding)
-        return x * alive.unsqueeze(-1).to(x.dtype)
+        # Work on the grid padded by one cell, indexing cells by their place in it: the 3x3
+        # neighbourhood of the cell at flat index i is i + taps, and updates land in place.
+        xp = pad_grid(x, padding)
+        active = F.pad(pre & fire, (1, 1, 1, 1)).reshape(-1).nonzero().squeeze(1)  # (N,)
+        update = self._update_cells(xp.reshape(-1, C), active, W + 2, angle)
+        xp = xp.reshape(-1, C).index_add(0, active, update).reshape(B, H + 2, W + 2, C)
+        if padding == "zero":  # the border is still zero: the alive mask needs no new padding
+            post = _max3x3(xp[..., 3]) > self.config.alive_threshold
+        else:
+            post = alive_mask(xp[:, 1:-1, 1:-1], self.config.alive_threshold, padding)
+        return xp[:, 1:-1, 1:-1] * (pre & post).unsqueeze(-1).to(x.dtype)
 
-    def _update_cells(self, x: torch.Tensor, active: torch.Tensor, angle: float | None, padding: str) -> torch.Tensor:
-        """Updates of the cells at flat indices `active` of (B, H, W, C): -> (N, C)."""
-        B, H, W, C = x.shape
-        b, rest = active // (H * W), active % (H * W)
-        row, col = rest // W, rest % W
-        corner = (b * (H + 2) + row) * (W + 2) + col  # top-left of the 3x3 window in the padded grid
-        taps = torch.tensor([dy * (W + 2) + dx for dy in range(3) for dx in range(3)], device=x.device)
-        padded = pad_grid(x, padding).reshape(-1, C)
-        patches = padded.index_select(0, (corner[:, None] + taps).reshape(-1)).reshape(-1, 9, C)
+    def _update_cells(self, padded: torch.Tensor, active: torch.Tensor, row_length: int,
+                      angle: float | None) -> torch.Tensor:
+        """Updates of the cells at flat indices `active` of a padded grid (cells, C) whose rows
+        are `row_length` cells long. -> (N, C)"""
+        C = padded.shape[1]
         angle = self.config.angle if angle is None else angle
-        kernels = perception_kernels(math.radians(angle), x.device).reshape(3, 9)
-        perception = torch.einsum("bt,ntc->nbc", kernels, patches).reshape(-1, 3 * C)  # band-major
+        kernels, taps = _tap_kernels(angle, padded.device), _taps(row_length, padded.device)
+        # Gathered tap-major, (9, N, C), so that perception is one plain matrix multiply.
+        patches = padded.index_select(0, (taps[:, None] + active).reshape(-1)).reshape(9, -1)
+        perception = (kernels @ patches).reshape(3, -1, C).transpose(0, 1).reshape(-1, 3 * C)  # band-major
         return self.update(perception)
 
     def rollout(self, x: torch.Tensor, steps: int, angle: float | None = None,

@@ -41,9 +41,10 @@ def test_step_matches_dense_reference(padding, angle, where):
     assert (ours != x).any()  # the step did something
 
 
-def test_rollout_gradients_match_reference():
-    model = random_model()
-    x0 = blob_state(r=4)
+@pytest.mark.parametrize("padding", ["zero", "wrap"])
+def test_rollout_gradients_match_reference(padding):
+    model = random_model(padding=padding)
+    x0 = blob_state(r=4, cy=3)
     fires = [torch.rand(x0.shape[:3], generator=torch.Generator().manual_seed(s)) < 0.5 for s in range(6)]
     weights = torch.rand(x0.shape, generator=torch.Generator().manual_seed(9))
 
@@ -56,10 +57,22 @@ def test_rollout_gradients_match_reference():
         return [p.grad.clone() for p in model.parameters()]
 
     ours = grads(lambda x, f: model.step(x, fire=f))
-    theirs = grads(lambda x, f: reference.step(model, x, f))
+    theirs = grads(lambda x, f: reference.step(model, x, f, padding=padding))
     for a, b in zip(ours, theirs):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
         assert a.abs().sum() > 0
+
+
+def test_training_works_after_inference_at_the_same_angle():
+    """Per-angle constants are cached; one first made under inference mode must still train."""
+    model, x = random_model(), blob_state().requires_grad_()
+    fire = torch.ones(x.shape[:3], dtype=torch.bool)
+    with torch.inference_mode():
+        model.step(x, fire=fire, angle=17.0)
+    model.step(x, fire=fire, angle=17.0).square().sum().backward()
+    expected = reference.step(model, x, fire, angle=17.0).square().sum()
+    grad = torch.autograd.grad(expected, x)[0]
+    assert torch.allclose(x.grad, grad, rtol=1e-4, atol=1e-6)
 
 
 def test_dense_perceive_matches_reference():
