@@ -186,6 +186,7 @@ def train(
     lr: float = typer.Option(TrainConfig.lr, "--lr", help="Adam learning rate."),
     lr_decay_at: int = typer.Option(TrainConfig.lr_decay_at, "--lr-decay-at", help="Iteration at which the rate drops x0.1."),
     damage_count: Optional[int] = typer.Option(None, "--damage-count", help="regen: samples wounded per batch (default: 3, at most batch - 1)."),
+    average: float = typer.Option(TrainConfig.average, "--average", help="Save a moving average of the weights with this decay (0: the last weights)."),
     channels: int = typer.Option(NCAConfig.channels, "--channels", help="State channels (RGBA + hidden)."),
     hidden: int = typer.Option(NCAConfig.hidden, "--hidden", help="Hidden units of the per-cell network."),
     fire_rate: float = typer.Option(NCAConfig.fire_rate, "--fire-rate", help="Probability that a cell updates per step."),
@@ -219,7 +220,7 @@ def train(
         train_config = TrainConfig(mode=mode, iterations=iterations, batch=batch, pool_size=pool_size,
                                    steps_min=steps_min, steps_max=steps_max, lr=lr, lr_decay_at=lr_decay_at,
                                    damage_count=min(TrainConfig.damage_count, batch - 1) if damage_count is None
-                                   else damage_count, seed=seed)
+                                   else damage_count, average=average, seed=seed)
         trainer = Trainer(model_config, train_config, loaded, dev)
     _run_training(trainer, output, state_path, budget, checkpoint_every, plots)
 
@@ -240,13 +241,13 @@ def _run_training(trainer: Trainer, output: Path, state_path: Path, budget: floa
                               checkpoint=lambda t: t.save_state(state_path), checkpoint_every=checkpoint_every)
     if stopped == "interrupted":
         trainer.save_state(state_path)
-        save_model(output, trainer.model, trainer.target, trainer.summary(stopped))
+        save_model(output, trainer.result, trainer.target, trainer.summary(stopped))
         err.print(f"Interrupted at iteration {trainer.iteration}: saved {output} and resumable state "
                   f"{state_path}; continue with the same command and --resume")
         raise typer.Exit(EXIT_INTERRUPTED)
-    quality = measure_quality(trainer.model, trainer.target, runs=8)
+    quality = measure_quality(trainer.result, trainer.target, runs=8)
     summary = {**trainer.summary(stopped), **quality.to_dict()}
-    save_model(output, trainer.model, trainer.target, summary)
+    save_model(output, trainer.result, trainer.target, summary)
     if state_path.exists():
         state_path.unlink()  # the run is complete; its resumable state is no longer needed
     if plots:
@@ -263,7 +264,7 @@ def _write_training_plots(trainer: Trainer, output: Path) -> None:
     save_loss_curve(output.with_name(output.stem + ".loss.png"), trainer.losses)
     H, W = trainer.target.shape
     generator = torch.Generator(device=trainer.device).manual_seed(0)
-    grown = grow_from_seed(trainer.model, H, W, 200, generator=generator)
+    grown = grow_from_seed(trainer.result, H, W, 200, generator=generator)
     panels = [render_rgb(trainer.target.rgba).numpy(), render_rgb(grown[0]).cpu().numpy()]
     save_panels(output.with_name(output.stem + ".preview.png"), panels, ["target", "grown, 200 steps"])
 

@@ -48,6 +48,7 @@ class TrainConfig:
     lr_decay_at: int = 750  # iteration at which the learning rate is multiplied by lr_decay
     lr_decay: float = 0.1
     damage_count: int = 3  # regen: how many of the best samples are wounded per batch
+    average: float = 0.99  # decay of the moving average of the weights that is saved (0: last weights)
     seed: int = 0
 
     def __post_init__(self):
@@ -61,6 +62,8 @@ class TrainConfig:
             raise ValueError(f"need 1 <= steps_min <= steps_max, got {self.steps_min}..{self.steps_max}")
         if self.mode == "regen" and not 0 <= self.damage_count < self.batch:
             raise ValueError(f"damage count must be below the batch size ({self.batch})")
+        if not 0.0 <= self.average < 1.0:
+            raise ValueError(f"weight average decay must be in [0, 1), got {self.average}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,6 +75,11 @@ class TrainConfig:
 
     def learning_rate(self, iteration: int) -> float:
         return self.lr * (self.lr_decay if iteration >= self.lr_decay_at else 1.0)
+
+    def average_decay(self, updates: int) -> float:
+        """Decay of the weight average after `updates` optimiser steps: `average`, but lower
+        early on so that a short run's average is not dominated by the initial weights."""
+        return min(self.average, (1 + updates) / (10 + updates))
 
 
 class Trainer:
@@ -86,6 +94,11 @@ class Trainer:
         self.generator = torch.Generator(device=self.device).manual_seed(train_config.seed)
         torch.manual_seed(train_config.seed)  # the model's initial weights
         self.model = NCA(model_config).to(self.device)
+        # The moving average of the weights is what gets saved: it is steadier than the weights of
+        # any one iteration, whose last steps follow a single noisy batch (README, Performance).
+        self.averaged = NCA(model_config).to(self.device).requires_grad_(False)
+        self.averaged.load_state_dict(self.model.state_dict())
+        self.updates = 0  # optimiser steps taken (iterations minus rollbacks)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr)
         H, W = target.shape
         self.seed = seed_state(model_config, H, W, device=self.device)  # (1, H, W, C)
@@ -135,9 +148,22 @@ class Trainer:
             self._restore(snapshot)
             self.rollbacks += 1
             return float("nan")
+        self._update_average()
         if idx is not None:
             self.pool[idx] = self._reset_dead(x.detach())
         return value
+
+    @torch.no_grad()
+    def _update_average(self) -> None:
+        self.updates += 1
+        decay = self.config.average_decay(self.updates)
+        for avg, p in zip(self.averaged.parameters(), self.model.parameters()):
+            avg.lerp_(p, 1.0 - decay)
+
+    @property
+    def result(self) -> NCA:
+        """The model to save and use: the weight average, or the last weights when averaging is off."""
+        return self.averaged if self.config.average else self.model
 
     def _normalise_gradients(self) -> bool:
         """Scale each parameter's gradient to unit norm (the article's recipe). False if not finite."""
@@ -211,6 +237,8 @@ class Trainer:
     def save_state(self, path: str | Path) -> None:
         """Write everything needed to continue this run, atomically."""
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        tensors.update({f"averaged.{k}": v.detach().cpu().contiguous()
+                        for k, v in self.averaged.state_dict().items()})
         for i, p in enumerate(self.model.parameters()):
             for key, value in self.optimizer.state.get(p, {}).items():
                 tensors[f"optim.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
@@ -224,7 +252,7 @@ class Trainer:
                 "target": json.dumps({"name": self.target.name, "size": self.target.size,
                                       "pad": self.target.pad, "sha256": self.target.sha256}),
                 "progress": json.dumps({"iteration": self.iteration, "elapsed": self.elapsed,
-                                        "rollbacks": self.rollbacks})}
+                                        "rollbacks": self.rollbacks, "updates": self.updates})}
         with atomic_output(path) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
 
@@ -251,6 +279,9 @@ class Trainer:
         try:
             trainer.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
                                            if k.startswith("model.")})
+            averaged = {k[len("averaged."):]: v for k, v in tensors.items() if k.startswith("averaged.")}
+            # Checkpoints from before weight averaging carry none: the average starts from the weights.
+            trainer.averaged.load_state_dict(averaged or trainer.model.state_dict())
             params = list(trainer.model.parameters())
             for name, value in tensors.items():
                 if name.startswith("optim."):
@@ -264,4 +295,5 @@ class Trainer:
         trainer.iteration = int(progress["iteration"])
         trainer.elapsed = float(progress["elapsed"])
         trainer.rollbacks = int(progress.get("rollbacks", 0))
+        trainer.updates = int(progress.get("updates", trainer.iteration - trainer.rollbacks))
         return trainer

@@ -5,6 +5,7 @@ import sys
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -228,3 +229,20 @@ def test_small_batches_wound_fewer_samples(tmp_path, disc_png):
     result = invoke("train", disc_png, "-o", out, "--no-plots", "--damage-count", "2", *args)
     assert result.exit_code == 1
     assert result.output.strip() == "Error: damage count must be below the batch size (2)"
+
+
+def test_train_saves_the_weight_average_it_was_asked_for(tmp_path, disc_png):
+    out = tmp_path / "m.safetensors"
+    result = invoke("train", disc_png, "-o", out, "--no-plots", "--average", "0.5", *TINY_ARGS)
+    assert result.exit_code == 0, result.output
+    averaged = load_model(out)
+    assert averaged.training["average"] == 0.5
+    result = invoke("train", disc_png, "-o", out, "--no-plots", "--average", "0", *TINY_ARGS)
+    assert result.exit_code == 0, result.output
+    last = load_model(out)
+    assert last.training["average"] == 0.0
+    assert not torch.equal(averaged.model.w1.weight, last.model.w1.weight)
+    result = invoke("train", disc_png, "-o", out, "--no-plots", "--average", "1", *TINY_ARGS)
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: weight average decay must be in [0, 1), got 1.0"
+    assert load_model(out).training["average"] == 0.0  # the earlier model is untouched

@@ -39,6 +39,8 @@ def test_same_seed_same_model_and_resume_ends_where_an_uninterrupted_run_would(d
     resumed.run()
     for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
         assert torch.equal(a, b)
+    for a, b in zip(straight.averaged.parameters(), resumed.averaged.parameters()):
+        assert torch.equal(a, b)
     assert torch.equal(straight.pool, resumed.pool)
     assert resumed.losses == pytest.approx(straight.losses)
 
@@ -56,6 +58,7 @@ def test_non_finite_loss_rolls_back_instead_of_breaking_the_model(disc_target, m
     trainer = make_trainer(disc_target, iterations=4)
     trainer.run()
     before = [p.detach().clone() for p in trainer.model.parameters()]
+    average_before = [p.detach().clone() for p in trainer.averaged.parameters()]
     pool_before = trainer.pool.clone()
     real_rollout = trainer.model.rollout
     monkeypatch.setattr(trainer.model, "rollout", lambda x, n, **kw: real_rollout(x, n, **kw) * float("nan"))
@@ -63,9 +66,56 @@ def test_non_finite_loss_rolls_back_instead_of_breaking_the_model(disc_target, m
     trainer.run()
     assert trainer.rollbacks == 2
     assert all(math.isnan(v) for v in trainer.losses[-2:])
-    for a, b in zip(before, trainer.model.parameters()):
+    for a, b in zip(before + average_before, [*trainer.model.parameters(), *trainer.averaged.parameters()]):
         assert torch.equal(a, b)
+    assert trainer.updates == 4
     assert torch.equal(pool_before, trainer.pool)
+
+
+def test_saved_model_is_the_moving_average_of_the_weights(disc_target):
+    trainer = make_trainer(disc_target, iterations=12, average=0.5)
+    expected = [p.detach().clone() for p in trainer.model.parameters()]
+
+    def fold(t: Trainer, loss: float) -> None:
+        decay = t.config.average_decay(t.updates)
+        for avg, p in zip(expected, t.model.parameters()):
+            avg.mul_(decay).add_(p.detach(), alpha=1 - decay)
+
+    trainer.run(on_iteration=fold)
+    assert trainer.result is trainer.averaged
+    for avg, got, last in zip(expected, trainer.averaged.parameters(), trainer.model.parameters()):
+        torch.testing.assert_close(got, avg)
+        assert not torch.equal(got, last)
+    plain = make_trainer(disc_target, average=0.0)
+    assert plain.result is plain.model
+
+
+def test_average_decay_is_low_for_the_first_updates():
+    config = TrainConfig(average=0.99)
+    assert config.average_decay(1) == pytest.approx(2 / 11)
+    assert config.average_decay(5000) == 0.99
+    assert TrainConfig(average=0.0).average_decay(5000) == 0.0
+    with pytest.raises(ValueError, match="weight average"):
+        TrainConfig(average=1.0)
+
+
+def test_resume_from_a_checkpoint_without_a_weight_average(disc_target, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    trainer = make_trainer(disc_target, iterations=3)
+    trainer.run()
+    path = tmp_path / "state.safetensors"
+    trainer.save_state(path)
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    tensors = {k: v for k, v in load_file(str(path)).items() if not k.startswith("averaged.")}
+    save_file(tensors, str(path), metadata=meta)
+    resumed = Trainer.load_state(path, disc_target, iterations=6)
+    for a, b in zip(resumed.averaged.parameters(), trainer.model.parameters()):
+        assert torch.equal(a, b)
+    resumed.run()
+    assert resumed.iteration == 6
 
 
 def test_dead_samples_go_back_to_the_seed(disc_target):
