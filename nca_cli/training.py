@@ -98,7 +98,6 @@ class Trainer:
         # any one iteration, whose last steps follow a single noisy batch (README, Performance).
         self.averaged = NCA(model_config).to(self.device).requires_grad_(False)
         self.averaged.load_state_dict(self.model.state_dict())
-        self.updates = 0  # optimiser steps taken (iterations minus rollbacks)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr)
         H, W = target.shape
         self.seed = seed_state(model_config, H, W, device=self.device)  # (1, H, W, C)
@@ -153,10 +152,14 @@ class Trainer:
             self.pool[idx] = self._reset_dead(x.detach())
         return value
 
+    @property
+    def updates(self) -> int:
+        """Optimiser steps taken: every finished iteration that was not skipped or rolled back."""
+        return self.iteration - self.rollbacks
+
     @torch.no_grad()
     def _update_average(self) -> None:
-        self.updates += 1
-        decay = self.config.average_decay(self.updates)
+        decay = self.config.average_decay(self.updates + 1)  # this iteration's step is the next one
         for avg, p in zip(self.averaged.parameters(), self.model.parameters()):
             avg.lerp_(p, 1.0 - decay)
 
@@ -252,7 +255,7 @@ class Trainer:
                 "target": json.dumps({"name": self.target.name, "size": self.target.size,
                                       "pad": self.target.pad, "sha256": self.target.sha256}),
                 "progress": json.dumps({"iteration": self.iteration, "elapsed": self.elapsed,
-                                        "rollbacks": self.rollbacks, "updates": self.updates})}
+                                        "rollbacks": self.rollbacks})}
         with atomic_output(path) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
 
@@ -295,5 +298,4 @@ class Trainer:
         trainer.iteration = int(progress["iteration"])
         trainer.elapsed = float(progress["elapsed"])
         trainer.rollbacks = int(progress.get("rollbacks", 0))
-        trainer.updates = int(progress.get("updates", trainer.iteration - trainer.rollbacks))
         return trainer

@@ -2,6 +2,8 @@ import math
 
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from nca_cli.engine import rgba_loss
 from nca_cli.errors import NCAError
@@ -100,9 +102,6 @@ def test_average_decay_is_low_for_the_first_updates():
 
 
 def test_resume_from_a_checkpoint_without_a_weight_average(disc_target, tmp_path):
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
     trainer = make_trainer(disc_target, iterations=3)
     trainer.run()
     path = tmp_path / "state.safetensors"
