@@ -239,9 +239,7 @@ class Trainer:
 
     def save_state(self, path: str | Path) -> None:
         """Write everything needed to continue this run, atomically."""
-        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        tensors.update({f"averaged.{k}": v.detach().cpu().contiguous()
-                        for k, v in self.averaged.state_dict().items()})
+        tensors = {**_prefixed("model.", self.model), **_prefixed("averaged.", self.averaged)}
         for i, p in enumerate(self.model.parameters()):
             for key, value in self.optimizer.state.get(p, {}).items():
                 tensors[f"optim.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
@@ -280,11 +278,9 @@ class Trainer:
             train_config = TrainConfig.from_dict({**train_config.to_dict(), "iterations": iterations})
         trainer = cls(model_config, train_config, target, device)
         try:
-            trainer.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
-                                           if k.startswith("model.")})
-            averaged = {k[len("averaged."):]: v for k, v in tensors.items() if k.startswith("averaged.")}
+            trainer.model.load_state_dict(_unprefixed("model.", tensors))
             # Checkpoints from before weight averaging carry none: the average starts from the weights.
-            trainer.averaged.load_state_dict(averaged or trainer.model.state_dict())
+            trainer.averaged.load_state_dict(_unprefixed("averaged.", tensors) or trainer.model.state_dict())
             params = list(trainer.model.parameters())
             for name, value in tensors.items():
                 if name.startswith("optim."):
@@ -299,3 +295,13 @@ class Trainer:
         trainer.elapsed = float(progress["elapsed"])
         trainer.rollbacks = int(progress.get("rollbacks", 0))
         return trainer
+
+
+def _prefixed(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A module's state as CPU tensors named prefix + key, for one file holding several modules."""
+    return {prefix + k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def _unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors named prefix + key, keyed by key: the inverse of _prefixed."""
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
