@@ -73,8 +73,16 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
-    def learning_rate(self, iteration: int) -> float:
-        return self.lr * (self.lr_decay if iteration >= self.lr_decay_at else 1.0)
+    def learning_rate(self, iteration: int, decay_from: int | None = None) -> float:
+        """The rate at `iteration`: dropped from `lr_decay_at` on, or from `decay_from` if earlier."""
+        start = self.lr_decay_at if decay_from is None else min(decay_from, self.lr_decay_at)
+        return self.lr * (self.lr_decay if iteration >= start else 1.0)
+
+    @property
+    def decay_fraction(self) -> float:
+        """How far through the run the rate drops: a run cut short by a time budget drops it after
+        this fraction of the budget, so that it still ends with its low-rate phase."""
+        return min(self.lr_decay_at / self.iterations, 1.0)
 
     def average_decay(self, updates: int) -> float:
         """Decay of the weight average after `updates` optimiser steps: `average`, but lower
@@ -107,6 +115,9 @@ class Trainer:
         self.elapsed = 0.0  # seconds of training, summed over resumed sessions
         self.losses: list[float] = []
         self.rollbacks = 0
+        # The iteration from which the rate is dropped: lr_decay_at, or earlier when a time budget
+        # would end the run before it (see run()).
+        self.decay_from = train_config.lr_decay_at
 
     # -- one iteration -------------------------------------------------------------------------
 
@@ -141,7 +152,7 @@ class Trainer:
             return value
         snapshot = self._snapshot()
         for group in self.optimizer.param_groups:
-            group["lr"] = cfg.learning_rate(self.iteration)
+            group["lr"] = cfg.learning_rate(self.iteration, self.decay_from)
         self.optimizer.step()
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             self._restore(snapshot)
@@ -207,6 +218,12 @@ class Trainer:
             checkpoint_every: int = 0) -> str:
         """Train until the configured iterations, the time budget (seconds), or should_stop().
 
+        The schedule follows whichever of the two ends the run first: once the time spent passes
+        the schedule's drop fraction of the budget, the learning rate drops from that iteration
+        on, as it would have at `lr_decay_at` of `iterations`. A machine fast enough for every
+        iteration within the budget gets the iteration schedule exactly (and the same seed gives
+        the same model); a slower one gets a shorter run with the same shape.
+
         Returns why it stopped: "done", "time budget" or "interrupted".
         """
         while self.iteration < self.config.iterations:
@@ -214,6 +231,8 @@ class Trainer:
                 return "interrupted"
             if time_budget is not None and self.elapsed >= time_budget:
                 return "time budget"
+            if time_budget is not None and self.elapsed >= self.config.decay_fraction * time_budget:
+                self.decay_from = min(self.decay_from, self.iteration)
             start = time.perf_counter()
             loss = self.train_step()
             self.iteration += 1
@@ -233,7 +252,8 @@ class Trainer:
     def summary(self, stopped: str) -> dict:
         return {**self.config.to_dict(), "iterations_done": self.iteration,
                 "wall_time_s": round(self.elapsed, 1), "final_loss": self.final_loss(),
-                "stopped": stopped, "rollbacks": self.rollbacks}
+                "stopped": stopped, "rollbacks": self.rollbacks,
+                "lr_dropped_at": self.decay_from if self.decay_from < self.iteration else None}
 
     # -- resume checkpoints --------------------------------------------------------------------
 
@@ -253,7 +273,7 @@ class Trainer:
                 "target": json.dumps({"name": self.target.name, "size": self.target.size,
                                       "pad": self.target.pad, "sha256": self.target.sha256}),
                 "progress": json.dumps({"iteration": self.iteration, "elapsed": self.elapsed,
-                                        "rollbacks": self.rollbacks})}
+                                        "rollbacks": self.rollbacks, "decay_from": self.decay_from})}
         with atomic_output(path) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
 
@@ -294,6 +314,7 @@ class Trainer:
         trainer.iteration = int(progress["iteration"])
         trainer.elapsed = float(progress["elapsed"])
         trainer.rollbacks = int(progress.get("rollbacks", 0))
+        trainer.decay_from = int(progress.get("decay_from", train_config.lr_decay_at))
         return trainer
 
 

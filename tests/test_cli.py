@@ -86,6 +86,12 @@ def test_time_budget_stops_early_and_seed_reproduces(tmp_path, disc_png):
     assert result.exit_code == 0, result.output
     assert "(time budget)" in result.output
     assert 0 < load_model(c).training["iterations_done"] < 100000
+    d = tmp_path / "d.safetensors"  # no budget at all: the full schedule, the same model as with one
+    assert invoke("train", disc_png, "-o", d, "--no-plots", *TINY_ARGS, "--time-budget", "none").exit_code == 0
+    wd = load_model(d).model.state_dict()
+    assert all(np.array_equal(wa[k], wd[k]) for k in wa)
+    result = invoke("train", disc_png, "-o", d, "--no-plots", *TINY_ARGS, "--time-budget", "soon")
+    assert result.exit_code == 1 and "Error: invalid duration 'soon'" in result.output
 
 
 def test_interrupted_training_saves_and_resumes(tmp_path, disc_png, monkeypatch):

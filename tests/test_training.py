@@ -146,3 +146,34 @@ def test_train_config_validation():
         TrainConfig(steps_min=10, steps_max=5)
     assert TrainConfig(lr=1.0, lr_decay_at=5).learning_rate(4) == 1.0
     assert TrainConfig(lr=1.0, lr_decay_at=5).learning_rate(5) == pytest.approx(0.1)
+
+
+def test_learning_rate_drops_at_the_earlier_of_the_two_iterations():
+    cfg = TrainConfig(lr=1.0, lr_decay_at=5, iterations=10)
+    assert cfg.decay_fraction == 0.5
+    assert cfg.learning_rate(3, decay_from=3) == pytest.approx(0.1)
+    assert cfg.learning_rate(2, decay_from=3) == 1.0
+    assert cfg.learning_rate(5, decay_from=8) == pytest.approx(0.1)
+
+
+def test_a_time_budget_shorter_than_the_schedule_drops_the_rate_at_the_same_fraction(disc_target, tmp_path,
+                                                                                      monkeypatch):
+    import nca_cli.training as training
+
+    clock = iter(range(10 ** 6))  # every call of the clock is one second later: an iteration takes 1 s
+    monkeypatch.setattr(training.time, "perf_counter", lambda: float(next(clock)))
+    trainer = make_trainer(disc_target, iterations=100, lr_decay_at=50, lr=1e-3)
+    rates = []
+    assert trainer.run(time_budget=10.0, on_iteration=lambda t, _: rates.append(
+        t.optimizer.param_groups[0]["lr"])) == "time budget"
+    assert trainer.iteration == 10  # the budget ends the run, not the 100 iterations
+    assert trainer.decay_from == 5  # half the budget, as lr_decay_at is half the iterations
+    assert rates == pytest.approx([1e-3] * 5 + [1e-4] * 5)
+    assert trainer.summary("time budget")["lr_dropped_at"] == 5
+    trainer.save_state(tmp_path / "state.safetensors")
+    assert Trainer.load_state(tmp_path / "state.safetensors", disc_target).decay_from == 5
+
+    # Without a budget (or with one it does not reach) the iteration schedule is kept exactly.
+    trainer = make_trainer(disc_target, iterations=6, lr_decay_at=4)
+    trainer.run(time_budget=1e9)
+    assert trainer.decay_from == 4 and trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * trainer.config.lr)
