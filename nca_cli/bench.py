@@ -9,6 +9,7 @@ bench checks that they agree on the same fire masks.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import asdict, dataclass
 
@@ -154,34 +155,48 @@ def agreement(model: NCA, reference: ReferenceNCA, x: torch.Tensor, steps: int =
     return worst
 
 
-def time_rollout(step, x: torch.Tensor, fire_shape: tuple[int, int, int], steps: int, train: bool,
-                 fire_rate: float) -> tuple[float, float]:
-    """Seconds per step and peak memory (MB) of a rollout of `steps` steps (with backward if train)."""
-    device = x.device
-    g = torch.Generator(device=device).manual_seed(2)
-    fires = [torch.rand(fire_shape, generator=g, device=device) < fire_rate for _ in range(steps)]
+def rollout_runner(step, x: torch.Tensor, fire_shape: tuple[int, int, int], steps: int, train: bool,
+                   fire_rate: float):
+    """A function that runs one rollout of `steps` steps from x (with backward if train), on fire
+    masks drawn once so that every run, and both formulations, do the same work."""
+    g = torch.Generator(device=x.device).manual_seed(2)
+    fires = [torch.rand(fire_shape, generator=g, device=x.device) < fire_rate for _ in range(steps)]
 
-    def run(n: int) -> None:
+    def run(n: int = steps) -> None:
         with torch.enable_grad() if train else torch.inference_mode():
             y = x
             for fire in fires[:n]:
                 y = step(y, fire)
             if train:
                 y.square().mean().backward()
+        _sync(x.device)
 
-    run(2)  # warm up
-    _sync(device)
+    return run
+
+
+def peak_memory(run, device: torch.device) -> float:
+    """Peak memory (MB) that one run adds, measured from a trimmed heap (so that it pages its memory
+    in anew: this run is not timed)."""
     baseline = _reset_peak(device)
+    run()
+    return _peak_mb(device, baseline)
+
+
+def seconds_per_step(run, steps: int) -> float:
+    """Wall time of one run of `steps` steps, per step."""
     start = time.perf_counter()
-    run(steps)
-    _sync(device)
-    seconds = (time.perf_counter() - start) / steps
-    return seconds, _peak_mb(device, baseline)
+    run()
+    return (time.perf_counter() - start) / steps
 
 
 def run_bench(config: NCAConfig, batch: int, height: int, width: int, steps: int, device: torch.device,
-              on_progress=None) -> dict:
-    """Everything `nca bench` reports, as a dict (see the README for the keys)."""
+              repeats: int = 3, on_progress=None) -> dict:
+    """Everything `nca bench` reports, as a dict (see the README for the keys).
+
+    Each configuration is warmed up and its peak memory measured on a run of its own; then the
+    engine and the reference are timed alternately, `repeats` times each, and the median kept, so
+    that a slow moment of a shared machine does not land on one side of a ratio.
+    """
     model = benchmark_model(config, device)
     reference = ReferenceNCA(model).to(device)
     fp32 = matmul_rate(torch.float32, device)
@@ -190,19 +205,26 @@ def run_bench(config: NCAConfig, batch: int, height: int, width: int, steps: int
     cells = batch * height * width
     check = agreement(model, reference, bench_state(model, batch, height, width, "pattern", device))
     timings = []
-    plan = [(state, mode, form) for state in ("pattern", "full") for mode in ("train", "infer")
-            for form in ("nca", "reference")]
-    for i, (state, mode, form) in enumerate(plan):
+    plan = [(state, mode) for state in ("pattern", "full") for mode in ("train", "infer")]
+    for i, (state, mode) in enumerate(plan):
         x = bench_state(model, batch, height, width, state, device)
-        if form == "nca":
-            seconds, peak = time_rollout(lambda s, f: model.step(s, fire=f), x, x.shape[:3], steps,
-                                         mode == "train", config.fire_rate)
-        else:
-            seconds, peak = time_rollout(reference.step, x.permute(0, 3, 1, 2).contiguous(), x.shape[:3], steps,
-                                         mode == "train", config.fire_rate)
-        gflops = flops_per_cell * cells * (3 if mode == "train" else 1) / seconds / 1e9
-        timings.append(Timing(form, mode, state, seconds * 1e3, cells / seconds, gflops,
-                              gflops / fp32 if fp32 else math.nan, peak))
+        train = mode == "train"
+        runs = {"nca": rollout_runner(lambda s, f: model.step(s, fire=f), x, x.shape[:3], steps, train,
+                                      config.fire_rate),
+                "reference": rollout_runner(reference.step, x.permute(0, 3, 1, 2).contiguous(), x.shape[:3],
+                                            steps, train, config.fire_rate)}
+        peaks, samples = {}, {form: [] for form in runs}
+        for form, run in runs.items():
+            run(2)  # warm up
+            peaks[form] = peak_memory(run, device)
+        for _ in range(repeats):
+            for form, run in runs.items():
+                samples[form].append(seconds_per_step(run, steps))
+        for form in runs:
+            seconds = statistics.median(samples[form])
+            gflops = flops_per_cell * cells * (3 if train else 1) / seconds / 1e9
+            timings.append(Timing(form, mode, state, seconds * 1e3, cells / seconds, gflops,
+                                  gflops / fp32 if fp32 else math.nan, peaks[form]))
         if on_progress is not None:
             on_progress(i + 1, len(plan))
     speedups = {}
@@ -214,6 +236,7 @@ def run_bench(config: NCAConfig, batch: int, height: int, width: int, steps: int
     return {
         "shape": {"batch": batch, "height": height, "width": width, "channels": config.channels,
                   "hidden": config.hidden, "steps": steps},
+        "repeats": repeats,
         "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
         "matmul_gflops": {"float32": fp32, "bfloat16": bf16},
         "agreement_max_abs_diff": check,

@@ -598,6 +598,7 @@ def bench(
     channels: int = typer.Option(16, "--channels", help="State channels."),
     hidden: int = typer.Option(128, "--hidden", help="Hidden units."),
     steps: int = typer.Option(32, "--steps", help="Steps per timed rollout."),
+    repeats: int = typer.Option(3, "--repeats", help="Timed rollouts of each formulation, alternating; the median is kept."),
     device: DeviceOpt = "cpu",
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the figures as JSON."),
 ):
@@ -605,16 +606,18 @@ def bench(
 
     Example: nca bench --json bench.json
     """
-    if min(batch, grid, channels, hidden, steps) < 1 or grid < 3 or channels < 4:
-        raise NCAError("--batch, --hidden and --steps must be positive, --grid at least 3, --channels at least 4")
+    if min(batch, grid, channels, hidden, steps, repeats) < 1 or grid < 3 or channels < 4:
+        raise NCAError("--batch, --hidden, --steps and --repeats must be positive, --grid at least 3, "
+                       "--channels at least 4")
     dev = pick_device(device)
     config = NCAConfig(channels=channels, hidden=hidden, padding="wrap")
     bar = progress_bar()
     with bar:
-        task = bar.add_task("bench", total=8)
-        report = run_bench(config, batch, grid, grid, steps, dev,
-                           on_progress=lambda done, total: bar.update(task, completed=done))
-    out.print(f"Shape: batch {batch}, {grid}x{grid} grid, {channels} channels, {hidden} hidden, {steps} steps; "
+        task = bar.add_task("bench", total=None)
+        report = run_bench(config, batch, grid, grid, steps, dev, repeats=repeats,
+                           on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+    out.print(f"Shape: batch {batch}, {grid}x{grid} grid, {channels} channels, {hidden} hidden, {steps} steps "
+              f"(median of {repeats} rollouts); "
               f"device {report['device']} ({report['threads']} threads), torch {report['torch']}")
     diff = report["agreement_max_abs_diff"]
     verdict = "agree" if diff < 1e-4 else "DISAGREE"

@@ -26,12 +26,12 @@ def test_bench_reference_is_the_plain_formulation():
 def test_bench_command_reports_and_writes_json(tmp_path):
     out = tmp_path / "b.json"
     result = CliRunner().invoke(app, ["bench", "--batch", "2", "--grid", "16", "--channels", "8", "--hidden", "16",
-                                      "--steps", "2", "--json", str(out)])
+                                      "--steps", "2", "--repeats", "2", "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert "Engine and reference agree" in result.output
     report = json.loads(out.read_text())
     assert report["agreement_max_abs_diff"] < 1e-4
-    assert len(report["timings"]) == 8
+    assert len(report["timings"]) == 8 and report["repeats"] == 2
     assert set(report["speedup"]) == {"train_pattern", "infer_pattern", "train_full", "infer_full"}
     for t in report["timings"]:
         assert t["ms_per_step"] > 0 and t["cell_updates_per_s"] > 0 and t["peak_memory_mb"] > 0
@@ -41,5 +41,5 @@ def test_bench_command_reports_and_writes_json(tmp_path):
 def test_bench_rejects_bad_shapes():
     result = CliRunner().invoke(app, ["bench", "--grid", "2"])
     assert result.exit_code == 1
-    assert result.output.strip() == ("Error: --batch, --hidden and --steps must be positive, --grid at least 3, "
-                                     "--channels at least 4")
+    assert result.output.strip() == ("Error: --batch, --hidden, --steps and --repeats must be positive, "
+                                     "--grid at least 3, --channels at least 4")
