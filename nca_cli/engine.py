@@ -185,7 +185,7 @@ class NCA(nn.Module):
 
     def update(self, perception: torch.Tensor) -> torch.Tensor:
         """Per-cell residual update from perception: (..., 3C) -> (..., C)."""
-        return self.w2(torch.relu(self.w1(perception)))
+        return self.w2(torch.relu_(self.w1(perception)))  # in place: the first layer's output is not kept
 
     def step(self, x: torch.Tensor, fire: torch.Tensor | None = None, angle: float | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
@@ -216,7 +216,8 @@ class NCA(nn.Module):
         xp = pad_grid(x, padding)
         active = F.pad(pre & fire, (1, 1, 1, 1)).reshape(-1).nonzero().squeeze(1)  # (N,)
         update = self._update_cells(xp.reshape(-1, C), active, W + 2, angle)
-        xp = xp.reshape(-1, C).index_add(0, active, update).reshape(B, H + 2, W + 2, C)
+        # In place: xp is this step's own padded copy, and the gather above keeps no reference to it.
+        xp = xp.reshape(-1, C).index_add_(0, active, update).reshape(B, H + 2, W + 2, C)
         if padding == "zero":  # the border is still zero: the alive mask needs no new padding
             post = _max3x3(xp[..., 3]) > self.config.alive_threshold
         else:
