@@ -39,13 +39,13 @@ class TrainConfig:
     """The training recipe; stored in the model file and the resume checkpoint."""
 
     mode: str = "regen"
-    iterations: int = 1100
+    iterations: int = 3000
     batch: int = 4  # the article uses 8; 4 reached lower losses in the same wall time (README)
     pool_size: int = 256  # the article's 1024 turns over too slowly for a short run (README)
     steps_min: int = 64  # rollout length is drawn uniformly from [steps_min, steps_max]
     steps_max: int = 96
     lr: float = 2e-3
-    lr_decay_at: int = 900  # iteration at which the learning rate is multiplied by lr_decay
+    lr_decay_at: int = 2450  # iteration at which the learning rate is multiplied by lr_decay
     lr_decay: float = 0.1
     damage_count: int = 3  # regen: how many of the best samples are wounded per batch
     average: float = 0.99  # decay of the moving average of the weights that is saved (0: last weights)
