@@ -235,8 +235,16 @@ def _run_training(trainer: Trainer, output: Path, state_path: Path, budget: floa
         task = bar.add_task(f"train {cfg.mode}", total=cfg.iterations, completed=trainer.iteration,
                             loss="-", rate="-")
 
+        total = [cfg.iterations]
+
         def on_iteration(t: Trainer, loss: float) -> None:
             rate = t.iteration / t.elapsed if t.elapsed else 0.0
+            # Where the time budget will end the run; changed only in steps of 2% or more, because
+            # rich starts its time estimate afresh whenever the total changes.
+            expected = t.expected_iterations(budget)
+            if abs(expected - total[0]) > 0.02 * total[0] or expected == t.iteration:
+                total[0] = expected
+                bar.update(task, total=expected)
             bar.update(task, completed=t.iteration, loss=f"{t.final_loss():.5f}", rate=f"{rate:.2f}")
 
         stopped = trainer.run(time_budget=budget, on_iteration=on_iteration, should_stop=should_stop,

@@ -244,6 +244,14 @@ class Trainer:
             self.elapsed += time.perf_counter() - start  # wall time, checkpoint writes included
         return "done"
 
+    def expected_iterations(self, time_budget: float | None) -> int:
+        """Where the run will end: at `iterations`, or earlier where the time budget runs out first
+        at the pace so far (for a progress bar)."""
+        if time_budget is None or self.iteration == 0 or self.elapsed <= 0:
+            return self.config.iterations
+        left = max(time_budget - self.elapsed, 0.0)
+        return min(self.config.iterations, self.iteration + math.ceil(left * self.iteration / self.elapsed))
+
     def final_loss(self, window: int = 20) -> float:
         """Mean of the last `window` finite batch losses (one batch is noisy)."""
         finite = [v for v in self.losses[-window:] if math.isfinite(v)]

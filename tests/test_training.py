@@ -177,3 +177,13 @@ def test_a_time_budget_shorter_than_the_schedule_drops_the_rate_at_the_same_frac
     trainer = make_trainer(disc_target, iterations=6, lr_decay_at=4)
     trainer.run(time_budget=1e9)
     assert trainer.decay_from == 4 and trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * trainer.config.lr)
+
+
+def test_expected_iterations_follow_the_time_budget(disc_target):
+    trainer = make_trainer(disc_target, iterations=100)
+    assert trainer.expected_iterations(10.0) == 100  # nothing measured yet
+    trainer.iteration, trainer.elapsed = 20, 4.0  # 0.2 s an iteration: 30 more fit in the 6 s left
+    assert trainer.expected_iterations(10.0) == 50
+    assert trainer.expected_iterations(60.0) == 100 and trainer.expected_iterations(None) == 100
+    trainer.elapsed = 12.0  # over the budget: it ends now
+    assert trainer.expected_iterations(10.0) == 20
