@@ -229,10 +229,11 @@ class Trainer:
         while self.iteration < self.config.iterations:
             if should_stop is not None and should_stop():
                 return "interrupted"
-            if time_budget is not None and self.elapsed >= time_budget:
-                return "time budget"
-            if time_budget is not None and self.elapsed >= self.config.decay_fraction * time_budget:
-                self.decay_from = min(self.decay_from, self.iteration)
+            if time_budget is not None:
+                if self.elapsed >= time_budget:
+                    return "time budget"
+                if self.elapsed >= self.config.decay_fraction * time_budget:
+                    self.decay_from = min(self.decay_from, self.iteration)
             start = time.perf_counter()
             loss = self.train_step()
             self.iteration += 1
