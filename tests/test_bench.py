@@ -3,7 +3,8 @@ import json
 import torch
 from typer.testing import CliRunner
 
-from nca_cli.bench import ReferenceNCA, agreement, bench_state, benchmark_model
+from nca_cli.bench import agreement, bench_state, benchmark_model
+from nca_cli.engine import DenseStep
 from nca_cli.cli import app
 from nca_cli.engine import NCAConfig
 
@@ -11,14 +12,14 @@ from . import reference
 
 
 def test_bench_reference_is_the_plain_formulation():
-    """The bench's in-module reference agrees with the tests' own dense formulation (wrap edges)."""
+    """The bench's reference (the library's dense step) agrees with the tests' own formulation (wrap edges)."""
     model = benchmark_model(NCAConfig(channels=8, hidden=16, padding="wrap"), torch.device("cpu"))
-    ref = ReferenceNCA(model)
+    ref = DenseStep(model)
     x = bench_state(model, 2, 16, 16, "full", "cpu")
     fire = torch.rand(2, 16, 16) < 0.5
     with torch.no_grad():
         theirs = reference.step(model, x, fire, padding="wrap")
-        ours = ref.step(x.permute(0, 3, 1, 2), fire).permute(0, 2, 3, 1)
+        ours = ref(x.permute(0, 3, 1, 2), fire).permute(0, 2, 3, 1)
     assert torch.allclose(ours, theirs, atol=1e-6)
     assert agreement(model, ref, x) < 1e-5
 

@@ -4,10 +4,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from nca_cli.checkpoint import bundled_models, load_model, save_model
+from nca_cli.formats.model_file import bundled_models, load_model, save_model
 from nca_cli.engine import NCA, NCAConfig
 from nca_cli.errors import NCAError
-from nca_cli.evaluate import measure_quality
+from nca_cli.growth.quality import measure_quality
 
 from .conftest import TINY_MODEL
 

@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from nca_cli import __version__
-from nca_cli.checkpoint import load_model
+from nca_cli.formats.model_file import load_model
 from nca_cli.cli import app
 
 from .conftest import TINY_ARGS
@@ -95,7 +95,7 @@ def test_time_budget_stops_early_and_seed_reproduces(tmp_path, disc_png):
 
 
 def test_interrupted_training_saves_and_resumes(tmp_path, disc_png, monkeypatch):
-    import nca_cli.cli as cli
+    import nca_cli.cli.train as cli
 
     out = tmp_path / "m.safetensors"
     calls = {"n": 0}
@@ -211,7 +211,7 @@ def test_grow_default_is_the_bundled_lizard(tmp_path, monkeypatch):
 def test_completions_are_current():
     from pathlib import Path
 
-    from nca_cli.completions import completion_script
+    from nca_cli.cli.completions import completion_script
 
     folder = Path(__file__).parent.parent / "completions"
     for shell, name in [("bash", "nca.bash"), ("zsh", "_nca"), ("fish", "nca.fish")]:

@@ -6,12 +6,12 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from nca_cli.checkpoint import load_model
+from nca_cli.formats.model_file import load_model
 from nca_cli.cli import app
-from nca_cli.damage import Wound, living_box, parse_position
+from nca_cli.growth.damage import Wound, living_box, parse_position
 from nca_cli.errors import NCAError
-from nca_cli.recovery import recovery_from_losses, sweep
-from nca_cli.rotation import rotate_image
+from nca_cli.growth.recovery import recovery_from_losses, sweep
+from nca_cli.growth.rotation import rotate_image
 
 runner = CliRunner()
 
@@ -59,7 +59,7 @@ def test_rect_half_noise_and_mask_shapes():
     ({"radius": -1}, "radius must not be negative, got -1"),
     ({"side": "middle"}, "unknown side 'middle': use one of left, right, top, bottom"),
     ({"fraction": 2}, "noise fraction must be between 0 and 1, got 2"),
-    ({"shape": "mask"}, "shape mask needs --mask PICTURE"),
+    ({"shape": "mask"}, "shape mask needs a mask picture"),  # the library names values, not flags
 ])
 def test_bad_wounds(kwargs, message):
     with pytest.raises(NCAError) as exc:
@@ -132,6 +132,8 @@ def test_damage_video_marks_the_wound(tmp_path):
     (["--center", "100,5"], "Error: position 100,5 is off the 72x72 grid"),
     (["--shape", "mask", "--mask", "m.png"], "Error: the mask is 10x10 but the grid is 72x72"),
     (["--radii", "a:b"], "Error: invalid --radii 'a:b': use FROM:TO:STEP (e.g. 2:20:3) or a list (e.g. 2,5,10)"),
+    (["--shape", "mask"], "Error: shape mask needs --mask PICTURE"),
+    (["--shape", "rect", "--rect", "0x4"], "Error: invalid rectangle '0x4': both sides must be positive"),
 ])
 def test_damage_bad_input(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)

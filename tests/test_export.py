@@ -7,11 +7,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from nca_cli.checkpoint import load_model
+from nca_cli.formats.model_file import load_model
 from nca_cli.cli import app
-from nca_cli.damage import apply_damage, circle_mask
+from nca_cli.growth.damage import apply_damage, circle_mask
 from nca_cli.engine import NCA, rgba_loss, seed_state
-from nca_cli.evaluate import measure_quality
+from nca_cli.growth.quality import measure_quality
 
 from .conftest import TINY_MODEL
 
@@ -121,7 +121,7 @@ def test_published_model_through_the_commands(tmp_path):
 
 def test_export_bad_input(tmp_path):
     tiny = tmp_path / "tiny.safetensors"
-    from nca_cli.checkpoint import save_model
+    from nca_cli.formats.model_file import save_model
 
     save_model(tiny, NCA(TINY_MODEL), None, {})
     cases = [

@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 from nca_cli.engine import rgba_loss
 from nca_cli.errors import NCAError
 from nca_cli.targets import load_target
-from nca_cli.training import Trainer, TrainConfig
+from nca_cli.training import Trainer, TrainConfig, load_state, save_state
 
 from .conftest import TINY_MODEL, TINY_TRAIN
 
@@ -35,8 +35,8 @@ def test_same_seed_same_model_and_resume_ends_where_an_uninterrupted_run_would(d
 
     half = make_trainer(disc_target, iterations=3)
     half.run()
-    half.save_state(tmp_path / "state.safetensors")
-    resumed = Trainer.load_state(tmp_path / "state.safetensors", disc_target, iterations=6)
+    save_state(half, tmp_path / "state.safetensors")
+    resumed = load_state(tmp_path / "state.safetensors", disc_target, iterations=6)
     assert resumed.iteration == 3
     resumed.run()
     for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
@@ -50,10 +50,10 @@ def test_same_seed_same_model_and_resume_ends_where_an_uninterrupted_run_would(d
 def test_resume_refuses_another_target(disc_target, tmp_path):
     trainer = make_trainer(disc_target, iterations=1)
     trainer.run()
-    trainer.save_state(tmp_path / "state.safetensors")
+    save_state(trainer, tmp_path / "state.safetensors")
     other = load_target("🦎", size=12, pad=4)
     with pytest.raises(NCAError, match="was trained on another target"):
-        Trainer.load_state(tmp_path / "state.safetensors", other)
+        load_state(tmp_path / "state.safetensors", other)
 
 
 def test_non_finite_loss_rolls_back_instead_of_breaking_the_model(disc_target, monkeypatch):
@@ -105,12 +105,12 @@ def test_resume_from_a_checkpoint_without_a_weight_average(disc_target, tmp_path
     trainer = make_trainer(disc_target, iterations=3)
     trainer.run()
     path = tmp_path / "state.safetensors"
-    trainer.save_state(path)
+    save_state(trainer, path)
     with safe_open(str(path), "pt") as f:
         meta = f.metadata()
     tensors = {k: v for k, v in load_file(str(path)).items() if not k.startswith("averaged.")}
     save_file(tensors, str(path), metadata=meta)
-    resumed = Trainer.load_state(path, disc_target, iterations=6)
+    resumed = load_state(path, disc_target, iterations=6)
     for a, b in zip(resumed.averaged.parameters(), trainer.model.parameters()):
         assert torch.equal(a, b)
     resumed.run()
@@ -158,7 +158,7 @@ def test_learning_rate_drops_at_the_earlier_of_the_two_iterations():
 
 def test_a_time_budget_shorter_than_the_schedule_drops_the_rate_at_the_same_fraction(disc_target, tmp_path,
                                                                                       monkeypatch):
-    import nca_cli.training as training
+    import nca_cli.training.trainer as training
 
     clock = iter(range(10 ** 6))  # every call of the clock is one second later: an iteration takes 1 s
     monkeypatch.setattr(training.time, "perf_counter", lambda: float(next(clock)))
@@ -170,8 +170,8 @@ def test_a_time_budget_shorter_than_the_schedule_drops_the_rate_at_the_same_frac
     assert trainer.decay_from == 5  # half the budget, as lr_decay_at is half the iterations
     assert rates == pytest.approx([1e-3] * 5 + [1e-4] * 5)
     assert trainer.summary("time budget")["lr_dropped_at"] == 5
-    trainer.save_state(tmp_path / "state.safetensors")
-    assert Trainer.load_state(tmp_path / "state.safetensors", disc_target).decay_from == 5
+    save_state(trainer, tmp_path / "state.safetensors")
+    assert load_state(tmp_path / "state.safetensors", disc_target).decay_from == 5
 
     # Without a budget (or with one it does not reach) the iteration schedule is kept exactly.
     trainer = make_trainer(disc_target, iterations=6, lr_decay_at=4)

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..engine import NCA, NCAConfig
+from ..errors import NCAError
 from .atomic import atomic_output
-from .engine import NCA, NCAConfig
-from .errors import NCAError
 
 DEMO_CHANNELS, DEMO_HIDDEN = 16, 128  # what the demo's shaders are written for
 

@@ -7,16 +7,16 @@ Positions are in cells, or in percent of the living pattern's bounding box ("50%
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
-from .errors import NCAError
+from ..errors import NCAError
 
 SHAPES = ("circle", "rect", "half", "noise", "mask")
 SIDES = ("left", "right", "top", "bottom")
+# Training wounds: disc radii drawn uniformly from this range, as fractions of the grid's width
+# (the article's 5% to 20%).
+TRAINING_WOUND_RADIUS = (0.05, 0.20)
 
 
 def circle_mask(height: int, width: int, cy: torch.Tensor, cx: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
@@ -27,21 +27,23 @@ def circle_mask(height: int, width: int, cy: torch.Tensor, cx: torch.Tensor, rad
     return dist2 < radius.view(-1, 1, 1).square()
 
 
-def random_body_wounds(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_body_wounds(x: torch.Tensor, threshold: float = 0.1,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
     """Training damage: one disc per pattern of x (n, H, W, C), radius 5%-20% of the grid's width as
-    in the article, but centred on a random living cell rather than anywhere in the middle of the
-    grid, so that no wound misses the pattern. (A pattern with no living cell gets the article's.)
-    Returns (n, H, W) bool.
+    in the article, but centred on a random living cell (alpha > threshold) rather than anywhere in
+    the middle of the grid, so that no wound misses the pattern. (A pattern with no living cell
+    gets the article's.) Returns (n, H, W) bool.
     """
     n, H, W = x.shape[:3]
     u = torch.rand(3, n, generator=generator, device=x.device)
     cy, cx = (u[0] * 0.5 + 0.25) * H, (u[1] * 0.5 + 0.25) * W
     for i in range(n):
-        living = (x[i, ..., 3] > 0.1).nonzero()
+        living = (x[i, ..., 3] > threshold).nonzero()
         if len(living):
             pick = living[int(u[0, i] * len(living)) % len(living)]
             cy[i], cx[i] = float(pick[0]), float(pick[1])
-    return circle_mask(H, W, cy, cx, (u[2] * 0.15 + 0.05) * W)
+    low, high = TRAINING_WOUND_RADIUS
+    return circle_mask(H, W, cy, cx, (u[2] * (high - low) + low) * W)
 
 
 def apply_damage(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -129,7 +131,7 @@ class Wound:
         if not 0 <= self.fraction <= 1:
             raise NCAError(f"noise fraction must be between 0 and 1, got {self.fraction:g}")
         if self.shape == "mask" and self.mask is None:
-            raise NCAError("shape mask needs --mask PICTURE")
+            raise NCAError("shape mask needs a mask picture")
 
     def check_grid(self, height: int, width: int) -> None:
         """A mask picture must be the grid's size."""
@@ -162,14 +164,3 @@ class Wound:
         h, w = self.size
         return ((rows - cy).abs() <= (h - 1) / 2) & ((cols - cx).abs() <= (w - 1) / 2)
 
-
-def read_mask(path: str | Path) -> torch.Tensor:
-    """A mask picture: black (dark) pixels are killed. -> (H, W) bool"""
-    try:
-        with Image.open(path) as im:
-            gray = np.asarray(im.convert("L"))
-    except FileNotFoundError:
-        raise NCAError(f"mask not found: {path}") from None
-    except (UnidentifiedImageError, OSError):
-        raise NCAError(f"cannot read mask {path}: not a supported image file") from None
-    return torch.from_numpy(gray < 128)

@@ -6,88 +6,22 @@
   on living cells.
 
 All randomness (pool draws, rollout lengths, fire masks, damage) comes from one torch.Generator
-whose state is saved in the resume checkpoint, so a resumed run ends where an uninterrupted one
-would.
+whose state is saved in the resume state (resume.py), so a resumed run ends where an uninterrupted
+one would.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Callable
 
 import torch
-from safetensors.torch import save_file
 
-from . import __version__
-from .atomic import atomic_output
-from .checkpoint import read_safetensors
-from .damage import apply_damage, random_body_wounds
-from .engine import NCA, NCAConfig, alive_mask, rgba_loss, seed_state
-from .errors import NCAError
-from .targets import Target
-
-MODES = ("grow", "persist", "regen")
-RESUME_FORMAT = "nca-train-state"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The training recipe; stored in the model file and the resume checkpoint."""
-
-    mode: str = "regen"
-    iterations: int = 3000
-    batch: int = 4  # the article uses 8; 4 reached lower losses in the same wall time (README)
-    pool_size: int = 256  # the article's 1024 turns over too slowly for a short run (README)
-    steps_min: int = 64  # rollout length is drawn uniformly from [steps_min, steps_max]
-    steps_max: int = 96
-    lr: float = 2e-3
-    lr_decay_at: int = 2450  # iteration at which the learning rate is multiplied by lr_decay
-    lr_decay: float = 0.1
-    damage_count: int = 3  # regen: how many of the best samples are wounded per batch
-    average: float = 0.99  # decay of the moving average of the weights that is saved (0: last weights)
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.iterations < 1 or self.batch < 1:
-            raise ValueError("iterations and batch must be positive")
-        if self.mode != "grow" and self.pool_size < self.batch:
-            raise ValueError(f"pool size ({self.pool_size}) must be at least the batch ({self.batch})")
-        if not 1 <= self.steps_min <= self.steps_max:
-            raise ValueError(f"need 1 <= steps_min <= steps_max, got {self.steps_min}..{self.steps_max}")
-        if self.mode == "regen" and not 0 <= self.damage_count < self.batch:
-            raise ValueError(f"damage count must be below the batch size ({self.batch})")
-        if not 0.0 <= self.average < 1.0:
-            raise ValueError(f"weight average decay must be in [0, 1), got {self.average}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def learning_rate(self, iteration: int, decay_from: int | None = None) -> float:
-        """The rate at `iteration`: dropped from `lr_decay_at` on, or from `decay_from` if earlier."""
-        start = self.lr_decay_at if decay_from is None else min(decay_from, self.lr_decay_at)
-        return self.lr * (self.lr_decay if iteration >= start else 1.0)
-
-    @property
-    def decay_fraction(self) -> float:
-        """How far through the run the rate drops: a run cut short by a time budget drops it after
-        this fraction of the budget, so that it still ends with its low-rate phase."""
-        return min(self.lr_decay_at / self.iterations, 1.0)
-
-    def average_decay(self, updates: int) -> float:
-        """Decay of the weight average after `updates` optimiser steps: `average`, but lower
-        early on so that a short run's average is not dominated by the initial weights."""
-        return min(self.average, (1 + updates) / (10 + updates))
+from ..engine import NCA, NCAConfig, alive_mask, rgba_loss, seed_state
+from ..growth.damage import apply_damage, random_body_wounds
+from ..targets import Target
+from .config import TrainConfig
 
 
 class Trainer:
@@ -133,7 +67,7 @@ class Trainer:
         x[:1] = self.seed  # the worst sample restarts from the seed, so growth is never forgotten
         if cfg.mode == "regen" and cfg.damage_count:
             wounded = x[-cfg.damage_count:]
-            x[-cfg.damage_count:] = apply_damage(wounded, random_body_wounds(wounded, generator=g))
+            x[-cfg.damage_count:] = apply_damage(wounded, random_body_wounds(wounded, self.model.config.alive_threshold, generator=g))
         return idx, x
 
     def train_step(self) -> float:
@@ -263,75 +197,3 @@ class Trainer:
                 "wall_time_s": round(self.elapsed, 1), "final_loss": self.final_loss(),
                 "stopped": stopped, "rollbacks": self.rollbacks,
                 "lr_dropped_at": self.decay_from if self.decay_from < self.iteration else None}
-
-    # -- resume checkpoints --------------------------------------------------------------------
-
-    def save_state(self, path: str | Path) -> None:
-        """Write everything needed to continue this run, atomically."""
-        tensors = {**_prefixed("model.", self.model), **_prefixed("averaged.", self.averaged)}
-        for i, p in enumerate(self.model.parameters()):
-            for key, value in self.optimizer.state.get(p, {}).items():
-                tensors[f"optim.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-        tensors["pool"] = self.pool.cpu().contiguous()
-        tensors["rng"] = self.generator.get_state().cpu()
-        tensors["target"] = self.target.rgba.cpu().contiguous()
-        tensors["losses"] = torch.tensor(self.losses, dtype=torch.float64)
-        meta = {"format": RESUME_FORMAT, "nca_version": __version__,
-                "model": json.dumps(self.model.config.to_dict()),
-                "training": json.dumps(self.config.to_dict()),
-                "target": json.dumps({"name": self.target.name, "size": self.target.size,
-                                      "pad": self.target.pad, "sha256": self.target.sha256}),
-                "progress": json.dumps({"iteration": self.iteration, "elapsed": self.elapsed,
-                                        "rollbacks": self.rollbacks, "decay_from": self.decay_from})}
-        with atomic_output(path) as tmp:
-            save_file(tensors, str(tmp), metadata=meta)
-
-    @classmethod
-    def load_state(cls, path: str | Path, target: Target, device: str | torch.device = "cpu",
-                   iterations: int | None = None) -> "Trainer":
-        """Rebuild a Trainer from a resume checkpoint; `target` must be the one it was trained on."""
-        tensors, meta = read_safetensors(path)
-        if meta.get("format") != RESUME_FORMAT:
-            raise NCAError(f"{path} is not an nca training checkpoint")
-        try:
-            model_config = NCAConfig.from_dict(json.loads(meta["model"]))
-            train_config = TrainConfig.from_dict(json.loads(meta["training"]))
-            stored_target = json.loads(meta["target"])
-            progress = json.loads(meta["progress"])
-        except (KeyError, ValueError, TypeError) as exc:
-            raise NCAError(f"{path} has invalid metadata: {exc}") from exc
-        if stored_target.get("sha256") != target.sha256:
-            raise NCAError(f"{path} was trained on another target ({stored_target.get('name')}, "
-                           f"size {stored_target.get('size')}, pad {stored_target.get('pad')})")
-        if iterations is not None:
-            train_config = TrainConfig.from_dict({**train_config.to_dict(), "iterations": iterations})
-        trainer = cls(model_config, train_config, target, device)
-        try:
-            trainer.model.load_state_dict(_unprefixed("model.", tensors))
-            # Checkpoints from before weight averaging carry none: the average starts from the weights.
-            trainer.averaged.load_state_dict(_unprefixed("averaged.", tensors) or trainer.model.state_dict())
-            params = list(trainer.model.parameters())
-            for name, value in tensors.items():
-                if name.startswith("optim."):
-                    _, i, key = name.split(".", 2)
-                    trainer.optimizer.state[params[int(i)]][key] = value.to(trainer.device)
-            trainer.pool = tensors["pool"].to(trainer.device)
-            trainer.generator.set_state(tensors["rng"])
-        except (KeyError, RuntimeError, ValueError, IndexError) as exc:
-            raise NCAError(f"{path} is damaged or from an incompatible version: {exc}") from exc
-        trainer.losses = tensors["losses"].tolist()
-        trainer.iteration = int(progress["iteration"])
-        trainer.elapsed = float(progress["elapsed"])
-        trainer.rollbacks = int(progress.get("rollbacks", 0))
-        trainer.decay_from = int(progress.get("decay_from", train_config.lr_decay_at))
-        return trainer
-
-
-def _prefixed(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A module's state as CPU tensors named prefix + key, for one file holding several modules."""
-    return {prefix + k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-
-
-def _unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The tensors named prefix + key, keyed by key: the inverse of _prefixed."""
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}

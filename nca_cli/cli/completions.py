@@ -1,7 +1,7 @@
 """Shell completion scripts for `nca`, as Typer generates them for this app.
 
 The scripts call back into `nca` (with _NCA_COMPLETE set) to complete commands and options, so they
-stay right as the app changes; `python -m nca_cli.completions` rewrites the files in completions/.
+stay right as the app changes; `python -m nca_cli.cli.completions` rewrites the files in completions/.
 """
 
 from __future__ import annotations

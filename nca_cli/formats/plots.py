@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .atomic import atomic_output
-from .video import upscale
+from .frames import upscale
 
 INK, GRID, LINE, SMOOTH = (40, 40, 40), (225, 225, 225), (160, 190, 230), (20, 90, 200)
 

@@ -1,8 +1,8 @@
 """`nca bench`: how fast the engine is on this machine, against a straightforward formulation.
 
-The reference below is the plain way to write a Growing-NCA step in PyTorch (channels-first,
-per-channel Sobel filters as one grouped convolution through a reshape, circular padding, two
-1x1 convolutions, dense over every cell). Both run with the same weights; before timing, the
+The reference is the library's dense step (engine/dense.py): the plain way to write a Growing-NCA
+step in PyTorch (channels-first, per-channel Sobel filters as one convolution through a reshape,
+two 1x1 convolutions, dense over every cell). Both run with the same weights; before timing, the
 bench checks that they agree on the same fire masks.
 """
 
@@ -14,39 +14,9 @@ import time
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 
-from .allocator import release_freed_memory
-from .engine import NCA, NCAConfig
-
-
-class ReferenceNCA(torch.nn.Module):
-    """The straightforward formulation, sharing the weights of an NCA module."""
-
-    def __init__(self, model: NCA):
-        super().__init__()
-        self.model = model
-        C = model.config.channels
-        ident = torch.tensor([[0.0, 0, 0], [0, 1, 0], [0, 0, 0]])
-        sobel = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]) / 8
-        self.register_buffer("kernel", torch.stack([ident, sobel, sobel.T])[:, None])  # (3, 1, 3, 3)
-        self.channels = C
-
-    def alive(self, x: torch.Tensor) -> torch.Tensor:
-        alpha = F.pad(x[:, 3:4], (1, 1, 1, 1), mode="circular")
-        return F.max_pool2d(alpha, 3, stride=1) > self.model.config.alive_threshold
-
-    def step(self, x: torch.Tensor, fire: torch.Tensor) -> torch.Tensor:
-        """x: (B, C, H, W); fire: (B, H, W) bool."""
-        B, C, H, W = x.shape
-        pre = self.alive(x)
-        padded = F.pad(x, (1, 1, 1, 1), mode="circular").reshape(B * C, 1, H + 2, W + 2)
-        y = F.conv2d(padded, self.kernel).reshape(B, C, 3, H, W).transpose(1, 2).reshape(B, 3 * C, H, W)
-        m = self.model
-        h = F.relu(F.conv2d(y, m.w1.weight[:, :, None, None], m.w1.bias))
-        dx = F.conv2d(h, m.w2.weight[:, :, None, None], m.w2.bias)
-        x = x + dx * fire[:, None].to(x.dtype)
-        return x * (pre & self.alive(x)).to(x.dtype)
+from ..engine import NCA, DenseStep, NCAConfig
+from .memory import peak_memory, sync
 
 
 @dataclass
@@ -75,46 +45,8 @@ def matmul_rate(dtype: torch.dtype, device: torch.device, n: int = 1024, seconds
     while time.perf_counter() - start < seconds:
         a @ b
         runs += 1
-    _sync(device)
+    sync(device)
     return 2 * n ** 3 * runs / (time.perf_counter() - start) / 1e9
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _reset_peak(device: torch.device) -> float:
-    """Start a peak-memory measurement; returns the baseline (MB) that the peak is counted from."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        return torch.cuda.memory_allocated() / 2 ** 20
-    release_freed_memory()  # so that what earlier runs freed does not count as this one's
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets the peak resident set size (VmHWM) to the current one
-    except OSError:
-        pass
-    return _process_memory("VmRSS:")
-
-
-def _peak_mb(device: torch.device, baseline: float) -> float:
-    """Peak memory (MB) added since _reset_peak returned `baseline`."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2 ** 20 - baseline
-    return _process_memory("VmHWM:") - baseline
-
-
-def _process_memory(field: str) -> float:
-    """A line of /proc/self/status in MB (0 where there is none, e.g. off Linux)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def bench_state(model: NCA, batch: int, height: int, width: int, kind: str, device) -> torch.Tensor:
@@ -141,7 +73,7 @@ def benchmark_model(config: NCAConfig, device: torch.device, seed: int = 0) -> N
     return model
 
 
-def agreement(model: NCA, reference: ReferenceNCA, x: torch.Tensor, steps: int = 8) -> float:
+def agreement(model: NCA, reference: DenseStep, x: torch.Tensor, steps: int = 8) -> float:
     """Max abs difference between the two formulations over `steps` steps with the same fire masks."""
     g = torch.Generator(device=x.device).manual_seed(1)
     ours, theirs = x, x.permute(0, 3, 1, 2)
@@ -150,7 +82,7 @@ def agreement(model: NCA, reference: ReferenceNCA, x: torch.Tensor, steps: int =
         for _ in range(steps):
             fire = torch.rand(x.shape[:3], generator=g, device=x.device) < model.config.fire_rate
             ours = model.step(ours, fire=fire)
-            theirs = reference.step(theirs, fire)
+            theirs = reference(theirs, fire)
             worst = max(worst, float((ours - theirs.permute(0, 2, 3, 1)).abs().max()))
     return worst
 
@@ -169,17 +101,9 @@ def rollout_runner(step, x: torch.Tensor, fire_shape: tuple[int, int, int], step
                 y = step(y, fire)
             if train:
                 y.square().mean().backward()
-        _sync(x.device)
+        sync(x.device)
 
     return run
-
-
-def peak_memory(run, device: torch.device) -> float:
-    """Peak memory (MB) that one run adds, measured from a trimmed heap (so that it pages its memory
-    in anew: this run is not timed)."""
-    baseline = _reset_peak(device)
-    run()
-    return _peak_mb(device, baseline)
 
 
 def seconds_per_step(run, steps: int) -> float:
@@ -198,7 +122,7 @@ def run_bench(config: NCAConfig, batch: int, height: int, width: int, steps: int
     that a slow moment of a shared machine does not land on one side of a ratio.
     """
     model = benchmark_model(config, device)
-    reference = ReferenceNCA(model).to(device)
+    reference = DenseStep(model)
     fp32 = matmul_rate(torch.float32, device)
     bf16 = matmul_rate(torch.bfloat16, device)
     flops_per_cell = 2 * (3 * config.channels * config.hidden + config.hidden * config.channels)
@@ -211,7 +135,7 @@ def run_bench(config: NCAConfig, batch: int, height: int, width: int, steps: int
         train = mode == "train"
         runs = {"nca": rollout_runner(lambda s, f: model.step(s, fire=f), x, x.shape[:3], steps, train,
                                       config.fire_rate),
-                "reference": rollout_runner(reference.step, x.permute(0, 3, 1, 2).contiguous(), x.shape[:3],
+                "reference": rollout_runner(reference, x.permute(0, 3, 1, 2).contiguous(), x.shape[:3],
                                             steps, train, config.fire_rate)}
         peaks, samples = {}, {form: [] for form in runs}
         for form, run in runs.items():

@@ -1,4 +1,4 @@
-"""Turning patterns: parse angle lists and rotate target images to compare rotated growth against."""
+"""Turning patterns: rotate target images, to score growth with turned perception against them."""
 
 from __future__ import annotations
 
@@ -7,18 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .errors import NCAError
-
-
-def parse_angles(text: str) -> list[float]:
-    """'0,45,90' -> [0.0, 45.0, 90.0] (degrees)."""
-    try:
-        angles = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise NCAError(f"invalid --theta {text!r}: expected degrees, e.g. 45 or 0,45,90") from None
-    if not angles or not all(math.isfinite(a) for a in angles):
-        raise NCAError(f"invalid --theta {text!r}: expected degrees, e.g. 45 or 0,45,90")
-    return angles
+from ..engine import rgba_loss
+from ..targets import Target
 
 
 def rotate_image(image: torch.Tensor, degrees: float, center: tuple[float, float]) -> torch.Tensor:
@@ -37,3 +27,14 @@ def rotate_image(image: torch.Tensor, degrees: float, center: tuple[float, float
     out = F.grid_sample(image.permute(2, 0, 1)[None].float(), grid, mode="bilinear",
                         padding_mode="zeros", align_corners=True)
     return out[0].permute(1, 2, 0)
+
+
+def turned_losses(x: torch.Tensor, target: Target, angles: list[float]) -> list[float]:
+    """Loss of each pattern x[i] (B, H, W, C), grown with perception turned by angles[i] degrees,
+    against the target turned by the same angle about the seed cell."""
+    H, W = target.shape
+    losses = []
+    for i, a in enumerate(angles):
+        turned = rotate_image(target.rgba, a, (H // 2, W // 2)).to(x.device)
+        losses.append(float(rgba_loss(x[i : i + 1], turned)[0]))
+    return losses

@@ -2,9 +2,10 @@
 
 A model file holds the tensors `w1.weight`, `w1.bias`, `w2.weight`, `w2.bias` (float32) and
 `target` (H, W, 4, premultiplied RGBA: uint8 0..255 when the target is exactly representable so,
-as targets made from images always are, else float32 in [0, 1]). Its string metadata holds JSON documents under the keys
-`format` ("nca-model"), `format_version`, `nca_version`, `model` (NCAConfig), `training`
-(TrainConfig plus summary) and `target` (name, size, pad, sha256).
+as targets made from images always are, else float32 in [0, 1]). Its string metadata holds JSON
+documents under the keys `format` ("nca-model"), `format_version`, `nca_version`, `kind` (what the
+model does: "image", a rule that grows a picture; files without it are images), `model`
+(NCAConfig), `training` (TrainConfig plus summary) and `target` (name, size, pad, sha256).
 """
 
 from __future__ import annotations
@@ -18,17 +19,18 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from . import __version__
+from .. import __version__
+from ..engine import NCA, NCAConfig
+from ..errors import NCAError
+from ..targets import Target
 from .atomic import atomic_output
 from .distill import looks_like_distill, read_distill
-from .engine import NCA, NCAConfig
-from .errors import NCAError
-from .targets import Target
 
 FORMAT = "nca-model"
 FORMAT_VERSION = 1
 WEIGHT_NAMES = ("w1.weight", "w1.bias", "w2.weight", "w2.bias")
 BUNDLED_DEFAULT = "lizard"
+KINDS = ("image",)  # what a model file can hold; later kinds load through the same checks
 
 
 @dataclass
@@ -39,10 +41,16 @@ class LoadedModel:
     target: Target | None
     training: dict = field(default_factory=dict)
     source: str = ""
+    kind: str = "image"
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    def expect(self, kind: str, use: str) -> None:
+        """An NCAError unless this is a model of `kind`; `use` says what needs it ("growing a picture")."""
+        if self.kind != kind:
+            raise NCAError(f"{self.source} holds a {self.kind} model; {use} needs a {kind} model")
 
 
 def bundled_models() -> dict[str, Path]:
@@ -64,7 +72,8 @@ def resolve_model_path(spec: str | None) -> Path:
     raise NCAError(f"model not found: {spec} (a .safetensors or Distill .json file, or a bundled model: {names})")
 
 
-def save_model(path: str | Path, model: NCA, target: Target | None, training: dict, int8: bool = False) -> None:
+def save_model(path: str | Path, model: NCA, target: Target | None, training: dict, int8: bool = False,
+               kind: str = "image") -> None:
     """Write a model file atomically. int8: weight matrices as int8 with one float32 scale per
     output channel (`<name>.scale`), a quarter of the size; loading turns them back into floats."""
     tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
@@ -77,10 +86,10 @@ def save_model(path: str | Path, model: NCA, target: Target | None, training: di
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
         "nca_version": __version__,
+        "kind": kind,
         "model": json.dumps(model.config.to_dict()),
         "training": json.dumps(training),
-        "target": json.dumps(None if target is None else {"name": target.name, "size": target.size,
-                                                          "pad": target.pad, "sha256": target.sha256}),
+        "target": json.dumps(None if target is None else target.metadata()),
         "quantization": "int8-per-channel" if int8 else "none",
     }
     with atomic_output(path) as tmp:
@@ -132,6 +141,9 @@ def load_model(spec: str | Path | None = None, device: str | torch.device = "cpu
         raise NCAError(f"{path} has invalid metadata: {exc}") from exc
     if version > FORMAT_VERSION:
         raise NCAError(f"{path} uses model format version {version}; this nca reads up to {FORMAT_VERSION}")
+    kind = meta.get("kind", "image")
+    if kind not in KINDS:
+        raise NCAError(f"{path} holds a model of kind {kind!r}; this nca reads {', '.join(KINDS)}")
     model = NCA(config)
     if meta.get("quantization", "none") == "int8-per-channel":
         for name in ("w1.weight", "w2.weight"):
@@ -143,7 +155,8 @@ def load_model(spec: str | Path | None = None, device: str | torch.device = "cpu
     _check_weights(path, tensors, model)
     model.load_state_dict({name: tensors[name] for name in WEIGHT_NAMES})
     target = _stored_target(path, tensors.get("target"), target_info)
-    return LoadedModel(model=model.to(device).eval(), target=target, training=training, source=str(path))
+    return LoadedModel(model=model.to(device).eval(), target=target, training=training, source=str(path),
+                       kind=kind)
 
 
 def _check_weights(path: Path, tensors: dict[str, torch.Tensor], model: NCA) -> None:

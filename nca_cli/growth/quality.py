@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ..engine import NCA, rgba_loss, seed_state
+from ..targets import Target
 from .damage import apply_damage, body_point, circle_mask
-from .engine import NCA, rgba_loss, seed_state
-from .targets import Target
 
-GROW_STEPS = 200
-CUT_RADIUS = 10.0
+GROW_STEPS = 200  # steps from the seed before the grown pattern is scored, and again after the cut
+CUT_RADIUS = 10.0  # cells: the disc cut through the body before regrowth is scored
 
 
 @dataclass
@@ -40,7 +40,7 @@ def grow_from_seed(model: NCA, height: int, width: int, steps: int, batch: int =
 @torch.inference_mode()
 def measure_quality(model: NCA, target: Target, runs: int = 8, steps: int = GROW_STEPS,
                     seed: int = 0) -> Quality:
-    """Grow `runs` patterns for `steps` steps, cut a disc of radius 10 through the body, regrow `steps`."""
+    """Grow `runs` patterns for `steps` steps, cut a disc of CUT_RADIUS through the body, regrow `steps`."""
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     goal = target.rgba.to(device)

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import GifImagePlugin, Image
 
 from .atomic import atomic_output
-from .errors import NCAError
+from ..errors import NCAError
 
 FORMATS = (".mp4", ".gif", ".png", ".npy")
 MIN_VIDEO_SIDE = 256

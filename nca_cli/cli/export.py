@@ -1,0 +1,35 @@
+"""`nca export`: write a model in another format, and say what quantization cost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..export import QUANTIZED, export_model, exported_model
+from ..growth.quality import GROW_STEPS, measure_quality
+from .console import out, user_errors
+from .options import DeviceOpt, ModelArg, open_model
+
+COMPARE_RUNS = 4  # patterns grown before and after quantization to compare
+
+
+@user_errors
+def export(
+    model: ModelArg = None,
+    fmt: str = typer.Option(..., "--format", "-f", help="onnx, web, distill, int8 or safetensors."),
+    output: Path = typer.Option(..., "-o", "--output", help="File to write (.onnx, .html, .json or .safetensors)."),
+    device: DeviceOpt = "cpu",
+):
+    """Write a model as ONNX (one CA step), a web page, the Distill demo's JSON, int8, or safetensors.
+
+    Example: nca export lizard.safetensors --format onnx -o lizard.onnx
+    """
+    loaded = open_model(model, device)
+    export_model(loaded, fmt, output)
+    out.print(f"Wrote {output} ({fmt})")
+    if fmt in QUANTIZED and loaded.target is not None:
+        before = measure_quality(loaded.model, loaded.target, runs=COMPARE_RUNS).grow_loss
+        after = measure_quality(exported_model(loaded, fmt, output), loaded.target, runs=COMPARE_RUNS).grow_loss
+        out.print(f"Grown from the seed ({GROW_STEPS} steps, mean of {COMPARE_RUNS} runs): loss {before:.5f} before "
+                  f"quantization, {after:.5f} after")

@@ -1,0 +1,98 @@
+"""Options shared by several commands (one declaration each) and the parsers of option text."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import NCAError
+from ..formats.model_file import LoadedModel, load_model
+from ..runtime import pick_device
+
+ModelArg = Annotated[Optional[str], typer.Argument(help="Model file or bundled model name (default: lizard).")]
+OutputOpt = Annotated[Path, typer.Option("-o", "--output", help="Output: .mp4, .gif, .png (last frame) or .npy (raw states).")]
+StepsOpt = Annotated[int, typer.Option("--steps", help="Steps to run.")]
+FpsOpt = Annotated[float, typer.Option("--fps", help="Frames per second of the video.")]
+ScaleOpt = Annotated[Optional[int], typer.Option("--scale", help="Pixels per cell (default: at least 256 px video).")]
+EveryOpt = Annotated[int, typer.Option("--every", help="Keep every K-th step as a frame.")]
+GridOpt = Annotated[Optional[str], typer.Option("--grid", help="Grow on an HxW canvas, e.g. 128x128 (default: the model's).")]
+StripOpt = Annotated[bool, typer.Option("--strip", help="With a .png output: all kept frames side by side.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed for the cells' firing.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
+
+
+def open_model(model: Optional[str], device: str) -> LoadedModel:
+    """A model argument (file, Distill JSON or bundled name) loaded onto the --device."""
+    return load_model(model, device=pick_device(device))
+
+
+def parse_size(text: str, what: str = "size") -> tuple[int, int]:
+    """'96x128' -> (96, 128): height x width in cells, both positive."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        h, w = (int(p) for p in parts)
+    except ValueError:
+        raise NCAError(f"invalid {what} {text!r}: expected HxW, e.g. 96x96") from None
+    if h < 1 or w < 1:
+        raise NCAError(f"invalid {what} {text!r}: both sides must be positive")
+    return h, w
+
+
+def parse_grid(text: str | None) -> tuple[int, int] | None:
+    """--grid HxW (None: the model's own canvas); both sides at least 3 cells."""
+    if text is None:
+        return None
+    h, w = parse_size(text, "grid")
+    if h < 3 or w < 3:
+        raise NCAError(f"invalid grid {text!r}: both sides must be at least 3 cells")
+    return h, w
+
+
+def parse_duration(text: str) -> float | None:
+    """'90s', '10m', '1h30m', '2h' or plain seconds -> seconds; 'none' -> None (no limit)."""
+    text = text.strip().lower()
+    if text == "none":
+        return None
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        seconds = float(text)
+    else:
+        parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", text)
+        if not text or parts is None:
+            raise NCAError(f"invalid duration {text!r}: use e.g. 90s, 10m or 1h30m")
+        h, m, s = (float(p) if p else 0.0 for p in parts.groups())
+        seconds = h * 3600 + m * 60 + s
+    if seconds <= 0:
+        raise NCAError(f"duration must be positive, got {text!r}")
+    return seconds
+
+
+def parse_angles(text: str) -> list[float]:
+    """--theta '0,45,90' -> [0.0, 45.0, 90.0] (degrees)."""
+    try:
+        angles = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise NCAError(f"invalid --theta {text!r}: expected degrees, e.g. 45 or 0,45,90") from None
+    if not angles or not all(math.isfinite(a) for a in angles):
+        raise NCAError(f"invalid --theta {text!r}: expected degrees, e.g. 45 or 0,45,90")
+    return angles
+
+
+def parse_radii(text: str) -> list[float]:
+    """--radii '2:20:3' (from:to:step, inclusive) or '2,5,10' -> radii in cells."""
+    try:
+        if ":" in text:
+            lo, hi, step = (float(p) for p in text.split(":"))
+            if step <= 0 or hi < lo:
+                raise ValueError
+            radii = [lo + i * step for i in range(int((hi - lo) / step + 1e-9) + 1)]
+        else:
+            radii = [float(p) for p in text.split(",")]
+    except ValueError:
+        raise NCAError(f"invalid --radii {text!r}: use FROM:TO:STEP (e.g. 2:20:3) or a list (e.g. 2,5,10)") from None
+    if not radii or min(radii) < 0:
+        raise NCAError(f"invalid --radii {text!r}: radii must not be negative")
+    return radii

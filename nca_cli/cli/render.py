@@ -1,0 +1,203 @@
+"""`nca grow`, `nca damage` and `nca rotate`: a model run written as frames, with what it measured."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Optional
+
+import torch
+import typer
+from rich.table import Table
+
+from ..engine import render_rgb, rgba_loss, seed_state
+from ..errors import NCAError
+from ..formats.atomic import atomic_output
+from ..formats.model_file import LoadedModel
+from ..formats.plots import save_sweep_plot
+from ..formats.states import read_last_state
+from ..growth import RenderOptions, Wound, canvas_shape, grow_from_seed, render_run, sweep, turned_losses, wound_experiment
+from ..growth.damage import SHAPES, parse_position
+from ..growth.recovery import DEFAULT_TOLERANCE
+from ..targets.pictures import read_mask
+from .console import out, progress_bar, user_errors
+from .options import (DeviceOpt, EveryOpt, FpsOpt, GridOpt, ModelArg, OutputOpt, ScaleOpt, SeedOpt, StepsOpt, StripOpt,
+                      open_model, parse_angles, parse_grid, parse_radii, parse_size)
+
+
+@contextlib.contextmanager
+def step_progress(label: str, steps: int):
+    """A progress bar over a run's steps; yields the on_progress(k, steps) callback to pass on."""
+    bar = progress_bar()
+    with bar:
+        task = bar.add_task(label, total=steps)
+        yield lambda k, total: bar.update(task, completed=k)
+
+
+def say_written(options: RenderOptions, x: torch.Tensor) -> None:
+    what = "the last frame" if options.writes_one_image else f"{options.frames} frames"
+    out.print(f"Ran {options.steps} steps on a {x.shape[1]}x{x.shape[2]} grid; wrote {what} to {options.output}")
+
+
+def on_target_canvas(loaded: LoadedModel, x: torch.Tensor) -> bool:
+    """Whether x (B, H, W, C) is on the canvas of the model's stored target (so losses mean something)."""
+    return loaded.target is not None and tuple(x.shape[1:3]) == loaded.target.shape
+
+
+def start_state(path: Optional[Path], loaded: LoadedModel, grid: tuple[int, int] | None) -> torch.Tensor:
+    """The seed on the canvas, or the last state saved in an .npy file by `nca grow -o states.npy`."""
+    if path is None:
+        return seed_state(loaded.model.config, *canvas_shape(loaded.target, grid), device=loaded.device)
+    return read_last_state(path, loaded.model.config.channels).to(loaded.device)
+
+
+@user_errors
+def grow(
+    model: ModelArg = None,
+    output: OutputOpt = Path("grow.mp4"),
+    steps: StepsOpt = 400,
+    fps: FpsOpt = 30.0,
+    scale: ScaleOpt = None,
+    every: EveryOpt = 1,
+    grid: GridOpt = None,
+    strip: StripOpt = False,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+):
+    """Grow a pattern from one cell and write a video, GIF, image or raw states.
+
+    Example: nca grow lizard.safetensors --steps 400 -o lizard.mp4
+    """
+    options = RenderOptions(output, steps, every, fps, scale, strip, seed)
+    loaded = open_model(model, device)
+    with step_progress("grow", steps) as progress:
+        x = render_run(loaded.model, start_state(None, loaded, parse_grid(grid)), options, on_progress=progress)
+    say_written(options, x)
+    if on_target_canvas(loaded, x):
+        out.print(f"Loss against the target: {float(rgba_loss(x, loaded.target.rgba.to(x.device))[0]):.5f}")
+
+
+@user_errors
+def rotate(
+    model: ModelArg = None,
+    theta: str = typer.Option("45", "--theta", help="Perception rotation in degrees; several as 0,45,90 render side by side."),
+    output: OutputOpt = Path("rotate.mp4"),
+    steps: StepsOpt = 300,
+    fps: FpsOpt = 30.0,
+    scale: ScaleOpt = None,
+    every: EveryOpt = 1,
+    grid: GridOpt = None,
+    strip: StripOpt = False,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+):
+    """Grow with the perception (Sobel) kernels turned by THETA: the same rule grows the pattern turned.
+
+    Example: nca rotate lizard.safetensors --theta 0,45,90 --steps 300 -o turned.mp4
+    """
+    angles = parse_angles(theta)
+    options = RenderOptions(output, steps, every, fps, scale, strip, seed)
+    loaded = open_model(model, device)
+    H, W = canvas_shape(loaded.target, parse_grid(grid))
+    x = seed_state(loaded.model.config, H, W, batch=len(angles), device=loaded.device)
+    with step_progress("rotate", steps) as progress:
+        x = render_run(loaded.model, x, options, angle=angles, on_progress=progress)
+    say_written(options, x)
+    if not on_target_canvas(loaded, x):
+        return
+    table = Table("theta (degrees)", "loss against the target turned by theta")
+    for a, loss in zip(angles, turned_losses(x, loaded.target, angles)):
+        table.add_row(f"{a:g}", f"{loss:.5f}")
+    out.print(table)
+
+
+@user_errors
+def damage(
+    model: ModelArg = None,
+    at: list[int] = typer.Option([200], "--at", help="Wound after this many steps; repeat for several wounds."),
+    shape: str = typer.Option("circle", "--shape", help=f"{', '.join(SHAPES[:-1])} or {SHAPES[-1]}."),
+    center: Optional[str] = typer.Option(None, "--center", help="Wound centre ROW,COL in cells, or in percent of the pattern's box (50%,30%) (default: on the body)."),
+    radius: float = typer.Option(10.0, "--radius", help="circle: radius in cells."),
+    rect: str = typer.Option("12x12", "--rect", help="rect: size HxW in cells."),
+    side: str = typer.Option("left", "--side", help="half: the side cut away: left, right, top or bottom."),
+    fraction: float = typer.Option(0.5, "--fraction", help="noise: share of cells killed."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="mask: a picture of the grid's size; black cells are killed."),
+    tolerance: float = typer.Option(DEFAULT_TOLERANCE, "--tolerance", help="Recovered: loss back within this of its value before the wound."),
+    start: Optional[Path] = typer.Option(None, "--from", help="Start from the last state in an .npy file from nca grow, not the seed."),
+    sweep_mode: bool = typer.Option(False, "--sweep", help="Robustness report: many disc wounds over the body, batched."),
+    radii: str = typer.Option("2:20:3", "--radii", help="Sweep: disc radii FROM:TO:STEP or a list 2,5,10."),
+    spacing: int = typer.Option(6, "--spacing", help="Sweep: a wound centre every N cells over the body."),
+    seeds: int = typer.Option(2, "--seeds", help="Sweep: grown patterns (random seeds) per wound."),
+    recover_steps: int = typer.Option(200, "--recover-steps", help="Sweep: steps allowed to heal."),
+    json_path: Path = typer.Option(Path("sweep.json"), "--json", help="Sweep: the report as JSON."),
+    plot: Path = typer.Option(Path("sweep.png"), "--plot", help="Sweep: recovery plots as PNG."),
+    output: OutputOpt = Path("damage.mp4"),
+    steps: StepsOpt = 400,
+    fps: FpsOpt = 30.0,
+    scale: ScaleOpt = None,
+    every: EveryOpt = 1,
+    grid: GridOpt = None,
+    strip: StripOpt = False,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+):
+    """Grow a pattern, wound it, and measure how well it heals (or, with --sweep, map its robustness).
+
+    Example: nca damage lizard.safetensors --at 200 --shape circle --radius 10 --steps 400 -o heal.mp4
+    """
+    if shape == "mask" and mask is None:
+        raise NCAError("shape mask needs --mask PICTURE")
+    wound = Wound(shape=shape, position=parse_position(center) if center else None, radius=radius,
+                  size=parse_size(rect, "rectangle") if shape == "rect" else Wound.size, side=side,
+                  fraction=fraction, mask=read_mask(mask) if mask is not None else None)
+    if sweep_mode:
+        return damage_sweep(model, device, parse_grid(grid), parse_radii(radii), spacing, seeds, recover_steps,
+                            tolerance, json_path, plot)
+    options = RenderOptions(output, steps, every, fps, scale, strip, seed)
+    wound_steps = sorted(set(at))
+    if wound_steps[0] < 0 or wound_steps[-1] >= steps:
+        raise NCAError(f"--at must be between 0 and --steps - 1 ({steps - 1}), got {wound_steps[-1] if wound_steps[0] >= 0 else wound_steps[0]}")
+    loaded = open_model(model, device)
+    x = start_state(start, loaded, parse_grid(grid))
+    wound.check_grid(*x.shape[1:3])
+    target = loaded.target.rgba if on_target_canvas(loaded, x) else None
+    with step_progress("damage", steps) as progress:
+        report = wound_experiment(loaded.model, x, wound, wound_steps, options, target=target, tolerance=tolerance,
+                                  on_progress=progress)
+    say_written(options, report.final_state)
+    table = Table("wound at step", "loss before", "just after", "at the end", f"recovered (within {tolerance:g})",
+                  title=f"Recovery (RGBA loss against {report.against})")
+    for r in report.recoveries:
+        healed = f"at step {r.recovered_at} ({r.recovered_at - r.step} steps)" if r.recovered_at else "never"
+        table.add_row(str(r.step), f"{r.before:.5f}", f"{r.after:.5f}", f"{r.final:.5f}", healed)
+    out.print(table)
+
+
+def damage_sweep(model, device, grid, radii, spacing, seeds, recover_steps, tolerance, json_path, plot):
+    """`nca damage --sweep`: the batched robustness sweep, its table, JSON report and plot."""
+    if spacing < 1 or seeds < 1 or recover_steps < 1:
+        raise NCAError("--spacing, --seeds and --recover-steps must be at least 1")
+    loaded = open_model(model, device)
+    H, W = canvas_shape(loaded.target, grid)
+    target = loaded.target.rgba if loaded.target is not None and loaded.target.shape == (H, W) else None
+    bar = progress_bar()
+    with bar:
+        task = bar.add_task("sweep", total=None)
+        result = sweep(loaded.model, target, (H, W), radii, spacing, seeds, recover_steps=recover_steps,
+                       tolerance=tolerance, on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if not result.trials:
+        raise NCAError("the grown pattern has no opaque cells to wound")
+    table = Table("radius", "trials", "recovered", "median steps", "mean final loss",
+                  title=f"Recovery within {recover_steps} steps (tolerance {tolerance:g})")
+    for row in result.by_radius():
+        median = "-" if row["median_steps"] is None else f"{row['median_steps']:g}"
+        table.add_row(f"{row['radius']:g}", str(row["trials"]), f"{row['recovery_rate']:.0%}", median,
+                      f"{row['mean_final_loss']:.5f}")
+    out.print(table)
+    with atomic_output(json_path) as tmp:
+        tmp.write_text(json.dumps(result.to_dict(), indent=1))
+    generator = torch.Generator(device=loaded.device).manual_seed(0)
+    grown = grow_from_seed(loaded.model, H, W, result.grow_steps, generator=generator)
+    save_sweep_plot(plot, result.by_radius(), result.by_position(), render_rgb(grown[0]).cpu().numpy())
+    out.print(f"Wrote {json_path} and {plot} ({len(result.trials)} trials)")

@@ -1,0 +1,119 @@
+"""`nca train`: options to configs, a progress bar around the library's Trainer, and the summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import TextColumn
+
+from ..engine import NCAConfig
+from ..errors import NCAError
+from ..growth.quality import CUT_RADIUS
+from ..runtime import pick_device
+from ..targets import load_target
+from ..training import (MODES, TrainConfig, Trainer, finish_training, load_state, resume_path, save_interrupted,
+                        save_state)
+from .console import EXIT_INTERRUPTED, err, format_duration, out, progress_bar, stop_on_ctrl_c, user_errors
+from .options import parse_duration
+
+
+@user_errors
+def train(
+    target: str = typer.Argument(..., help="Image file (PNG/JPEG/WebP/...) or a single emoji, e.g. 🦎."),
+    output: Path = typer.Option(None, "-o", "--output", help="Model file to write (default: <target>.safetensors)."),
+    mode: str = typer.Option("regen", "--mode", help=f"Experiment: {', '.join(MODES)}."),
+    regen: bool = typer.Option(False, "--regen", help="Regenerating mode (pool + damage); same as --mode regen."),
+    iterations: int = typer.Option(TrainConfig.iterations, "--iterations", "-n", help="Training iterations."),
+    time_budget: str = typer.Option("10m", "--time-budget", help="Stop after this much training time (e.g. 90s, 10m, 1h, none); a run it cuts short drops its rate early, at the same fraction of the budget."),
+    size: int = typer.Option(40, "--size", help="Target size in cells (longer side)."),
+    pad: int = typer.Option(16, "--pad", help="Empty cells around the target: the grid is size + 2*pad."),
+    batch: int = typer.Option(TrainConfig.batch, "--batch", help="Samples per iteration."),
+    pool_size: int = typer.Option(TrainConfig.pool_size, "--pool-size", help="Sample pool size (persist, regen)."),
+    steps_min: int = typer.Option(TrainConfig.steps_min, "--steps-min", help="Shortest rollout per iteration."),
+    steps_max: int = typer.Option(TrainConfig.steps_max, "--steps-max", help="Longest rollout per iteration."),
+    lr: float = typer.Option(TrainConfig.lr, "--lr", help="Adam learning rate."),
+    lr_decay_at: int = typer.Option(TrainConfig.lr_decay_at, "--lr-decay-at", help="Iteration at which the rate drops x0.1."),
+    damage_count: Optional[int] = typer.Option(None, "--damage-count", help="regen: samples wounded per batch (default: 3, at most batch - 1)."),
+    average: float = typer.Option(TrainConfig.average, "--average", help="Save a moving average of the weights with this decay (0: the last weights)."),
+    channels: int = typer.Option(NCAConfig.channels, "--channels", help="State channels (RGBA + hidden)."),
+    hidden: int = typer.Option(NCAConfig.hidden, "--hidden", help="Hidden units of the per-cell network."),
+    fire_rate: float = typer.Option(NCAConfig.fire_rate, "--fire-rate", help="Probability that a cell updates per step."),
+    padding: str = typer.Option(NCAConfig.padding, "--padding", help="Grid edges: zero or wrap."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed and --iterations give the same model."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    checkpoint_every: int = typer.Option(100, "--checkpoint-every", help="Save resumable state every N iterations (0: never)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run saved beside the output file."),
+    keep_white: bool = typer.Option(False, "--keep-white", help="Keep white pixels of images without alpha (default: transparent)."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write <output>.loss.png and <output>.preview.png."),
+):
+    """Train a rule that grows TARGET from one cell.
+
+    Example: nca train 🦎 --regen -o lizard.safetensors
+    """
+    mode = "regen" if regen else mode
+    loaded = load_target(target, size, pad, keep_white=keep_white)
+    output = output or Path(f"{Path(loaded.name).stem if not Path(target).exists() else Path(target).stem}.safetensors")
+    if output.suffix != ".safetensors":
+        raise NCAError(f"output must be a .safetensors file, got {output}")
+    budget = parse_duration(time_budget)
+    dev = pick_device(device)
+    state_path = resume_path(output)
+    if resume:
+        if not state_path.exists():
+            raise NCAError(f"nothing to resume: {state_path} does not exist")
+        trainer = load_state(state_path, loaded, dev, iterations=iterations)
+        out.print(f"Resuming {state_path} at iteration {trainer.iteration}")
+    else:
+        model_config = NCAConfig(channels=channels, hidden=hidden, fire_rate=fire_rate, padding=padding)
+        train_config = TrainConfig(mode=mode, iterations=iterations, batch=batch, pool_size=pool_size,
+                                   steps_min=steps_min, steps_max=steps_max, lr=lr, lr_decay_at=lr_decay_at,
+                                   damage_count=min(TrainConfig.damage_count, batch - 1) if damage_count is None
+                                   else damage_count, average=average, seed=seed)
+        trainer = Trainer(model_config, train_config, loaded, dev)
+    stopped = run_with_progress(trainer, state_path, budget, checkpoint_every)
+    if stopped == "interrupted":
+        save_interrupted(trainer, output, state_path)
+        err.print(f"Interrupted at iteration {trainer.iteration}: saved {output} and resumable state "
+                  f"{state_path}; continue with the same command and --resume")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    finished = finish_training(trainer, output, state_path, stopped, plots=plots)
+    report(trainer, stopped, finished.quality)
+    out.print(f"Wrote {output}")
+
+
+def run_with_progress(trainer: Trainer, state_path: Path, budget: float | None, checkpoint_every: int) -> str:
+    """Trainer.run with a progress bar, resume states every `checkpoint_every` iterations, and Ctrl-C
+    asking it to stop after the current iteration. Returns why it stopped."""
+    bar = progress_bar(TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} it/s"))
+    with bar, stop_on_ctrl_c() as should_stop:
+        task = bar.add_task(f"train {trainer.config.mode}", total=trainer.config.iterations,
+                            completed=trainer.iteration, loss="-", rate="-")
+        total = [trainer.config.iterations]
+
+        def on_iteration(t: Trainer, loss: float) -> None:
+            rate = t.iteration / t.elapsed if t.elapsed else 0.0
+            # Where the time budget will end the run; changed only in steps of 2% or more, because
+            # rich starts its time estimate afresh whenever the total changes.
+            expected = t.expected_iterations(budget)
+            if abs(expected - total[0]) > 0.02 * total[0] or expected == t.iteration:
+                total[0] = expected
+                bar.update(task, total=expected)
+            bar.update(task, completed=t.iteration, loss=f"{t.final_loss():.5f}", rate=f"{rate:.2f}")
+
+        return trainer.run(time_budget=budget, on_iteration=on_iteration, should_stop=should_stop,
+                           checkpoint=lambda t: save_state(t, state_path), checkpoint_every=checkpoint_every)
+
+
+def report(trainer: Trainer, stopped: str, quality) -> None:
+    """The summary lines of a finished run."""
+    cfg = trainer.config
+    out.print(f"Trained {trainer.iteration} iterations in {format_duration(trainer.elapsed)} ({stopped}); "
+              f"final batch loss {trainer.final_loss():.5f}")
+    if trainer.decay_from < min(cfg.lr_decay_at, trainer.iteration):
+        out.print(f"The time budget came first: the learning rate dropped at iteration {trainer.decay_from} "
+                  f"instead of {cfg.lr_decay_at}")
+    out.print(f"Grown from the seed ({quality.steps} steps, mean of {quality.runs} runs): loss "
+              f"{quality.grow_loss:.5f}; regrown {quality.steps} steps after a cut of radius {CUT_RADIUS:g}: "
+              f"loss {quality.regrow_loss:.5f}")

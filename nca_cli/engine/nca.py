@@ -1,0 +1,127 @@
+"""The update rule and its sparse step: the Neural Cellular Automaton itself.
+
+States are channels-last float32 tensors (B, *S, C) (S: height, width): channels 0..3 are RGBA
+with the colour premultiplied by alpha, the rest are hidden channels. Nothing here knows about
+files, terminals or the command line.
+
+The step is computed sparsely. A cell's update only matters where the cell fires and was alive
+before the update (everything else is multiplied by zero), so the per-cell network runs on
+exactly those cells: their neighbourhoods are gathered into rows, perceived, and passed through
+the network as one matrix multiply. In a growing pattern most of the grid is empty and half the
+living cells rest each step, so this does a small fraction of the dense work while giving the
+same numbers (tests/test_engine.py checks it against a dense formulation).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import NCAConfig
+from .grid import alive_mask, crop, flat_taps, living_box, neighbourhood_max, pad_grid, spatial, uncrop
+from .perception import tap_kernels
+
+# on_step(k, x) sees the state after k steps (k = 0 .. steps) and may return a replacement for it.
+StepHook = Callable[[int, torch.Tensor], "torch.Tensor | None"]
+
+
+class NCA(nn.Module):
+    """The update rule: a per-cell MLP (bands*C) -> hidden -> ReLU -> C on perceived neighbourhoods."""
+
+    def __init__(self, config: NCAConfig = NCAConfig()):
+        super().__init__()
+        self.config = config
+        C, hidden = config.channels, config.hidden
+        self.w1 = nn.Linear(config.bands * C, hidden)
+        self.w2 = nn.Linear(hidden, C)
+        nn.init.xavier_uniform_(self.w1.weight)
+        nn.init.zeros_(self.w1.bias)
+        # A zero last layer makes the untrained rule "do nothing": training starts from stability.
+        nn.init.zeros_(self.w2.weight)
+        nn.init.zeros_(self.w2.bias)
+
+    def update(self, perception: torch.Tensor) -> torch.Tensor:
+        """Per-cell residual update from perception: (..., bands*C) -> (..., C)."""
+        return self.w2(torch.relu_(self.w1(perception)))  # in place: the first layer's output is not kept
+
+    def step(self, x: torch.Tensor, fire: torch.Tensor | None = None, angle: float | None = None,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """One stochastic update of every cell. x: (B, *S, C); fire: (B, *S) bool or None.
+
+        `angle` is the perception rotation in degrees (default: the config's). Without `fire`,
+        cells fire with probability fire_rate drawn from `generator`.
+        """
+        cfg = self.config
+        if fire is None:
+            fire = torch.rand(x.shape[:-1], generator=generator, device=x.device) < cfg.fire_rate
+        pre = alive_mask(x, cfg.alive_threshold, cfg.padding)
+        # Every cell outside the living region ends the step at zero, so the work is done on the
+        # living region's bounding box plus one cell of neighbours, and the result zero-padded back.
+        box = living_box(pre, cfg.padding)
+        if box is None:
+            return self._step_region(x, pre, fire, angle, cfg.padding)
+        region = self._step_region(crop(x, box), crop(pre, box), crop(fire, box), angle, "zero")
+        return uncrop(region, box, tuple(x.shape[1:-1]))
+
+    def _step_region(self, x: torch.Tensor, pre: torch.Tensor, fire: torch.Tensor, angle: float | None,
+                     padding: str) -> torch.Tensor:
+        C, dims = x.shape[-1], x.ndim - 2
+        # Work on the grid padded by one cell, indexing cells by their place in it: the
+        # neighbourhood of the cell at flat index i is i + taps, and updates land in place.
+        xp = pad_grid(x, padding)
+        active = F.pad(pre & fire, (1, 1) * dims).reshape(-1).nonzero().squeeze(1)  # (N,)
+        update = self._update_cells(xp.reshape(-1, C), active, tuple(xp.shape[1:-1]), angle)
+        # In place: xp is this step's own padded copy, and the gather above keeps no reference to it.
+        xp = xp.reshape(-1, C).index_add_(0, active, update).reshape(xp.shape)
+        if padding == "zero":  # the border is still zero: the alive mask needs no new padding
+            post = neighbourhood_max(xp[..., 3]) > self.config.alive_threshold
+        else:
+            post = alive_mask(xp[spatial(xp)], self.config.alive_threshold, padding)
+        return xp[spatial(xp)] * (pre & post).unsqueeze(-1).to(x.dtype)
+
+    def _update_cells(self, padded: torch.Tensor, active: torch.Tensor, padded_shape: tuple[int, ...],
+                      angle: float | None) -> torch.Tensor:
+        """Updates of the cells at flat indices `active` of a padded grid (cells, C) of spatial shape
+        `padded_shape`. -> (N, C)"""
+        C = padded.shape[1]
+        kernels = self.perception_matrix(angle, padded.device)  # (bands, taps)
+        taps = flat_taps(padded_shape, padded.device)
+        # Gathered tap-major, (taps, N, C), so that perception is one plain matrix multiply.
+        patches = padded.index_select(0, (taps[:, None] + active).reshape(-1)).reshape(len(taps), -1)
+        bands = kernels.shape[0]
+        perception = (kernels @ patches).reshape(bands, -1, C).transpose(0, 1).reshape(-1, bands * C)  # band-major
+        return self.update(perception)
+
+    def perception_matrix(self, angle: float | None, device: torch.device) -> torch.Tensor:
+        """The perception kernels as a (bands, taps) matrix, turned by `angle` degrees (default: the config's)."""
+        return tap_kernels(self.config.angle if angle is None else angle, device)
+
+    def rollout(self, x: torch.Tensor, steps: int, angle: float | Sequence[float] | None = None,
+                generator: torch.Generator | Sequence[torch.Generator] | None = None,
+                on_step: StepHook | None = None) -> torch.Tensor:
+        """Run `steps` updates from x (B, *S, C); returns the final state.
+
+        on_step(k, x) is called with the state after k steps, for k = 0 (the start) to `steps`; what
+        it returns (if not None) replaces the state, e.g. a wounded one. `angle` may be one angle
+        per sample, and then `generator` one per sample too, so that each sample fires exactly as
+        it would run alone.
+        """
+        per_sample = isinstance(angle, Sequence)
+        generators = generator if isinstance(generator, Sequence) else [generator] * len(x)
+        for k in range(steps + 1):
+            if on_step is not None:
+                replaced = on_step(k, x)
+                x = x if replaced is None else replaced
+            if k == steps:
+                break
+            if per_sample:
+                x = torch.cat([self.step(x[i : i + 1], angle=a, generator=generators[i]) for i, a in enumerate(angle)])
+            else:
+                x = self.step(x, angle=angle, generator=generator)
+        return x
+
+    def forward(self, x: torch.Tensor, steps: int = 1) -> torch.Tensor:
+        return self.rollout(x, steps)

@@ -1,0 +1,207 @@
+"""Measuring regeneration: how a grown pattern recovers from wounds, one run at a time or in a sweep.
+
+Recovery is judged on the RGBA loss against the model's target (or, for a model without one,
+against the pattern just before the wound): a wounded pattern has recovered when its loss is back
+within `tolerance` of the loss it had before the wound.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..engine import NCA
+from ..errors import NCAError
+from .damage import Wound, apply_damage, circle_mask
+from .quality import GROW_STEPS, grow_from_seed
+from .run import RenderOptions, render_run
+
+WOUND_MARK_STEPS = 15  # frames after a wound on which its outline is drawn, as the article's demo does
+WOUND_COLOUR = (230, 30, 30)
+DEFAULT_TOLERANCE = 0.002
+
+
+@dataclass
+class Recovery:
+    """What one wound did: losses before, right after, and at the end, and when it healed."""
+
+    step: int
+    before: float
+    after: float
+    final: float
+    recovered_at: int | None  # the step at which the loss came back within tolerance, or None
+
+
+def recovery_from_losses(step: int, losses: list[float], before: float, after: float,
+                         tolerance: float) -> Recovery:
+    """losses[i] is the loss i+1 steps after the wound; the first within tolerance marks recovery."""
+    healed = next((i + 1 for i, v in enumerate(losses) if v <= before + tolerance), None)
+    final = losses[-1] if losses else after
+    return Recovery(step=step, before=before, after=after, final=final,
+                    recovered_at=None if healed is None else step + healed)
+
+
+def wound_outline(mask: np.ndarray) -> np.ndarray:
+    """Cells on the edge of an (H, W) bool mask."""
+    padded = np.pad(mask, 1, constant_values=False)
+    inner = mask.copy()
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            inner &= padded[1 + dy : 1 + dy + mask.shape[0], 1 + dx : 1 + dx + mask.shape[1]]
+    return mask & ~inner
+
+
+@dataclass
+class WoundReport:
+    """The outcome of wound_experiment: one Recovery per wound, what losses were measured against,
+    and the final state (B, H, W, C)."""
+
+    recoveries: list[Recovery]
+    against: str  # "the target" or "the pattern before the first wound"
+    final_state: torch.Tensor
+
+
+def wound_experiment(model: NCA, x: torch.Tensor, wound: Wound, wound_steps: list[int], options: RenderOptions,
+                     target: torch.Tensor | None = None, tolerance: float = DEFAULT_TOLERANCE,
+                     on_progress: Callable[[int, int], None] | None = None) -> WoundReport:
+    """Run from x (1, H, W, C), wound it after each of `wound_steps` steps, keep running, and
+    measure how each wound heals; the run's frames go to options.output (if any), the wound's
+    outline drawn on the frames just after it.
+
+    target: (H, W, 4) to measure losses against, or None: the pattern just before the first wound.
+    """
+    wound_steps = sorted(set(wound_steps))
+    outside = [k for k in wound_steps if not 0 <= k < options.steps]
+    if not wound_steps or outside:
+        raise NCAError(f"wound steps must be between 0 and {options.steps - 1}, got "
+                       f"{outside[0] if outside else 'none'}")
+    generator = torch.Generator(device=x.device).manual_seed(options.seed + 1)
+    reference = {"rgba": None if target is None else target.to(x.device)}
+    losses: list[float] = []  # losses[k - 1]: after step k
+    events: dict[int, dict] = {}
+
+    def loss_of(state: torch.Tensor) -> float:
+        return float((state[0, ..., :4] - reference["rgba"]).square().mean())
+
+    def on_step(k: int, state: torch.Tensor) -> torch.Tensor | None:
+        if k and reference["rgba"] is not None:
+            losses.append(loss_of(state))
+        elif k:
+            losses.append(float("nan"))
+        if k not in wound_steps:
+            return None
+        if reference["rgba"] is None:  # no target: compare with the pattern before the first wound
+            reference["rgba"] = state[0, ..., :4].clone()
+        before = loss_of(state)
+        masks = wound.masks(state, model.config.alive_threshold, generator=generator)
+        state = apply_damage(state, masks)
+        events[k] = {"before": before, "after": loss_of(state), "outline": wound_outline(masks[0].cpu().numpy())}
+        return state
+
+    def decorate(k: int, rgb: np.ndarray) -> np.ndarray:
+        for step, event in events.items():
+            if step <= k < step + WOUND_MARK_STEPS:
+                rgb = rgb.copy()
+                rgb[:, event["outline"]] = WOUND_COLOUR
+        return rgb
+
+    final = render_run(model, x, options, on_step=on_step, decorate=decorate, on_progress=on_progress)
+    bounds = wound_steps[1:] + [options.steps]
+    recoveries = [recovery_from_losses(k, losses[k:end], events[k]["before"], events[k]["after"], tolerance)
+                  for k, end in zip(wound_steps, bounds)]
+    return WoundReport(recoveries, "the target" if target is not None else "the pattern before the first wound",
+                       final)
+
+
+@dataclass
+class SweepResult:
+    """Trials of disc wounds of several radii at many points of the body, from several seeds."""
+
+    tolerance: float
+    grow_steps: int
+    recover_steps: int
+    grid: tuple[int, int]
+    trials: list[dict] = field(default_factory=list)  # radius, row, col, seed, before, final, recovered, steps
+
+    def by_radius(self) -> list[dict]:
+        """Per radius: trials, recovery rate, median steps to recover (recovered trials), mean final loss."""
+        rows = []
+        for radius in sorted({t["radius"] for t in self.trials}):
+            group = [t for t in self.trials if t["radius"] == radius]
+            healed = [t["steps"] for t in group if t["recovered"]]
+            rows.append({"radius": radius, "trials": len(group), "recovery_rate": len(healed) / len(group),
+                         "median_steps": statistics.median(healed) if healed else None,
+                         "mean_final_loss": sum(t["final"] for t in group) / len(group)})
+        return rows
+
+    def by_position(self) -> list[dict]:
+        """Per wound centre: the share of trials (all radii and seeds) that recovered."""
+        cells: dict[tuple[int, int], list[bool]] = {}
+        for t in self.trials:
+            cells.setdefault((t["row"], t["col"]), []).append(t["recovered"])
+        return [{"row": r, "col": c, "recovery_rate": sum(v) / len(v)} for (r, c), v in sorted(cells.items())]
+
+    def to_dict(self) -> dict:
+        return {**{k: v for k, v in asdict(self).items() if k != "trials"},
+                "by_radius": self.by_radius(), "by_position": self.by_position(), "trials": self.trials}
+
+
+def body_positions(x: torch.Tensor, spacing: int) -> list[tuple[int, int]]:
+    """Cells on a lattice of `spacing` where the grown pattern (H, W, C) is opaque (alpha > 0.5)."""
+    H, W = x.shape[:2]
+    return [(r, c) for r in range(spacing // 2, H, spacing) for c in range(spacing // 2, W, spacing)
+            if x[r, c, 3] > 0.5]
+
+
+@torch.inference_mode()
+def sweep(model: NCA, target: torch.Tensor | None, grid: tuple[int, int], radii: list[float], spacing: int,
+          seeds: int, grow_steps: int = GROW_STEPS, recover_steps: int = 200, tolerance: float = DEFAULT_TOLERANCE,
+          batch: int = 32, on_progress: Callable[[int, int], None] | None = None) -> SweepResult:
+    """Grow `seeds` patterns, wound each with a disc of every radius at every body position, let it heal.
+
+    target: (H, W, 4) or None (then losses are against each pattern before its wound).
+    on_progress(done, total) is called after each batch of trials.
+    """
+    device = next(model.parameters()).device
+    H, W = grid
+    generator = torch.Generator(device=device).manual_seed(0)
+    grown = grow_from_seed(model, H, W, grow_steps, batch=seeds, generator=generator)
+    plan = [(r, pos, s) for s in range(seeds) for pos in body_positions(grown[s], spacing) for r in radii]
+    result = SweepResult(tolerance=tolerance, grow_steps=grow_steps, recover_steps=recover_steps, grid=(H, W))
+    for start in range(0, len(plan), batch):
+        chunk = plan[start : start + batch]
+        result.trials.extend(_sweep_chunk(model, grown, target, chunk, recover_steps, tolerance, generator))
+        if on_progress is not None:
+            on_progress(min(start + batch, len(plan)), len(plan))
+    return result
+
+
+def _sweep_chunk(model: NCA, grown: torch.Tensor, target: torch.Tensor | None, chunk: list, recover_steps: int,
+                 tolerance: float, generator: torch.Generator) -> list[dict]:
+    """Wound, heal and score one batch of trials (radius, (row, col), seed)."""
+    device, (H, W) = grown.device, grown.shape[1:3]
+    x0 = grown[[s for _, _, s in chunk]]
+    reference = target.to(device).expand(len(chunk), H, W, 4) if target is not None else x0[..., :4].clone()
+    before = (x0[..., :4] - reference).square().mean(dim=(1, 2, 3))
+    masks = circle_mask(H, W, torch.tensor([float(p[0]) for _, p, _ in chunk], device=device),
+                        torch.tensor([float(p[1]) for _, p, _ in chunk], device=device),
+                        torch.tensor([float(r) for r, _, _ in chunk], device=device))
+    first_ok = torch.full((len(chunk),), -1, dtype=torch.long, device=device)
+    loss = before
+
+    def on_step(k: int, x: torch.Tensor) -> None:
+        nonlocal loss
+        if k:
+            loss = (x[..., :4] - reference).square().mean(dim=(1, 2, 3))
+            first_ok[(first_ok < 0) & (loss <= before + tolerance)] = k
+
+    model.rollout(apply_damage(x0, masks), recover_steps, generator=generator, on_step=on_step)
+    final_ok = loss <= before + tolerance
+    return [{"radius": radius, "row": row, "col": col, "seed": s, "before": float(before[i]),
+             "final": float(loss[i]), "recovered": bool(final_ok[i]),
+             "steps": int(first_ok[i]) if final_ok[i] else None}
+            for i, (radius, (row, col), s) in enumerate(chunk)]

@@ -1,0 +1,15 @@
+"""Training by backpropagation through time.
+
+config   TrainConfig, the recipe, and the three modes (grow, persist, regen)
+trainer  Trainer: the training step and the loop (time budget, schedule, rollbacks)
+resume   the resume state: save and load everything needed to continue a run
+finish   ending a run: measure, write the model and its summary, plots
+"""
+
+from .config import MODES, TrainConfig
+from .finish import FinishedRun, finish_training, save_interrupted
+from .resume import load_state, resume_path, save_state
+from .trainer import Trainer
+
+__all__ = ["MODES", "TrainConfig", "FinishedRun", "finish_training", "save_interrupted", "load_state",
+           "resume_path", "save_state", "Trainer"]

@@ -1,0 +1,67 @@
+"""The training recipe: one dataclass, stored in the model file and the resume state."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from ..errors import NCAError
+
+MODES = ("grow", "persist", "regen")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training recipe; stored in the model file and the resume checkpoint."""
+
+    mode: str = "regen"
+    iterations: int = 3000
+    batch: int = 4  # the article uses 8; 4 reached lower losses in the same wall time (README)
+    pool_size: int = 256  # the article's 1024 turns over too slowly for a short run (README)
+    steps_min: int = 64  # rollout length is drawn uniformly from [steps_min, steps_max]
+    steps_max: int = 96
+    lr: float = 2e-3
+    lr_decay_at: int = 2450  # iteration at which the learning rate is multiplied by lr_decay
+    lr_decay: float = 0.1
+    damage_count: int = 3  # regen: how many of the best samples are wounded per batch
+    average: float = 0.99  # decay of the moving average of the weights that is saved (0: last weights)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise NCAError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.iterations < 1 or self.batch < 1:
+            raise NCAError("iterations and batch must be positive")
+        if self.mode != "grow" and self.pool_size < self.batch:
+            raise NCAError(f"pool size ({self.pool_size}) must be at least the batch ({self.batch})")
+        if not 1 <= self.steps_min <= self.steps_max:
+            raise NCAError(f"need 1 <= steps_min <= steps_max, got {self.steps_min}..{self.steps_max}")
+        if self.mode == "regen" and not 0 <= self.damage_count < self.batch:
+            raise NCAError(f"damage count must be below the batch size ({self.batch})")
+        if not 0.0 <= self.average < 1.0:
+            raise NCAError(f"weight average decay must be in [0, 1), got {self.average}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        if not isinstance(data, dict):
+            raise NCAError(f"a training config is a JSON object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def learning_rate(self, iteration: int, decay_from: int | None = None) -> float:
+        """The rate at `iteration`: dropped from `lr_decay_at` on, or from `decay_from` if earlier."""
+        start = self.lr_decay_at if decay_from is None else min(decay_from, self.lr_decay_at)
+        return self.lr * (self.lr_decay if iteration >= start else 1.0)
+
+    @property
+    def decay_fraction(self) -> float:
+        """How far through the run the rate drops: a run cut short by a time budget drops it after
+        this fraction of the budget, so that it still ends with its low-rate phase."""
+        return min(self.lr_decay_at / self.iterations, 1.0)
+
+    def average_decay(self, updates: int) -> float:
+        """Decay of the weight average after `updates` optimiser steps: `average`, but lower
+        early on so that a short run's average is not dominated by the initial weights."""
+        return min(self.average, (1 + updates) / (10 + updates))
