@@ -113,6 +113,19 @@ def seconds_per_step(run, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
+def time_formulations(runs: dict, steps: int, repeats: int, device: torch.device) -> tuple[dict, dict]:
+    """Warm each run up, take its peak memory on a run of its own, then time them alternately
+    `repeats` times. Returns (median seconds per step, peak MB), each by formulation."""
+    peaks, samples = {}, {form: [] for form in runs}
+    for form, run in runs.items():
+        run(2)  # warm up
+        peaks[form] = peak_memory(run, device)
+    for _ in range(repeats):
+        for form, run in runs.items():
+            samples[form].append(seconds_per_step(run, steps))
+    return {form: statistics.median(v) for form, v in samples.items()}, peaks
+
+
 def run_bench(config: NCAConfig, batch: int, height: int, width: int, steps: int, device: torch.device,
               repeats: int = 3, on_progress=None) -> dict:
     """Everything `nca bench` reports, as a dict (see the README for the keys).
@@ -125,7 +138,7 @@ def run_bench(config: NCAConfig, batch: int, height: int, width: int, steps: int
     reference = DenseStep(model)
     fp32 = matmul_rate(torch.float32, device)
     bf16 = matmul_rate(torch.bfloat16, device)
-    flops_per_cell = 2 * (3 * config.channels * config.hidden + config.hidden * config.channels)
+    flops_per_cell = 2 * (config.bands * config.channels * config.hidden + config.hidden * config.channels)
     cells = batch * height * width
     check = agreement(model, reference, bench_state(model, batch, height, width, "pattern", device))
     timings = []
@@ -137,26 +150,13 @@ def run_bench(config: NCAConfig, batch: int, height: int, width: int, steps: int
                                       config.fire_rate),
                 "reference": rollout_runner(reference, x.permute(0, 3, 1, 2).contiguous(), x.shape[:3],
                                             steps, train, config.fire_rate)}
-        peaks, samples = {}, {form: [] for form in runs}
-        for form, run in runs.items():
-            run(2)  # warm up
-            peaks[form] = peak_memory(run, device)
-        for _ in range(repeats):
-            for form, run in runs.items():
-                samples[form].append(seconds_per_step(run, steps))
+        seconds, peaks = time_formulations(runs, steps, repeats, device)
         for form in runs:
-            seconds = statistics.median(samples[form])
-            gflops = flops_per_cell * cells * (3 if train else 1) / seconds / 1e9
-            timings.append(Timing(form, mode, state, seconds * 1e3, cells / seconds, gflops,
+            gflops = flops_per_cell * cells * (3 if train else 1) / seconds[form] / 1e9
+            timings.append(Timing(form, mode, state, seconds[form] * 1e3, cells / seconds[form], gflops,
                                   gflops / fp32 if fp32 else math.nan, peaks[form]))
         if on_progress is not None:
             on_progress(i + 1, len(plan))
-    speedups = {}
-    for state in ("pattern", "full"):
-        for mode in ("train", "infer"):
-            ours = next(t for t in timings if (t.formulation, t.mode, t.state) == ("nca", mode, state))
-            ref = next(t for t in timings if (t.formulation, t.mode, t.state) == ("reference", mode, state))
-            speedups[f"{mode}_{state}"] = ref.ms_per_step / ours.ms_per_step
     return {
         "shape": {"batch": batch, "height": height, "width": width, "channels": config.channels,
                   "hidden": config.hidden, "steps": steps},
@@ -165,6 +165,12 @@ def run_bench(config: NCAConfig, batch: int, height: int, width: int, steps: int
         "matmul_gflops": {"float32": fp32, "bfloat16": bf16},
         "agreement_max_abs_diff": check,
         "timings": [asdict(t) for t in timings],
-        "speedup": speedups,
+        "speedup": speedups(timings),
     }
 
+
+def speedups(timings: list[Timing]) -> dict[str, float]:
+    """Reference time / engine time for each mode and state, keyed "train_pattern" and so on."""
+    by = {(t.formulation, t.mode, t.state): t.ms_per_step for t in timings}
+    return {f"{mode}_{state}": by["reference", mode, state] / by["nca", mode, state]
+            for state in ("pattern", "full") for mode in ("train", "infer")}
