@@ -209,3 +209,18 @@ def test_damage_from_a_saved_state(tmp_path):
     result = invoke("damage", "--from", bad, "-o", tmp_path / "x.png")
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: {bad} holds float32 (4, 4, 3); expected float32 states with 16 channels"
+
+
+def test_rectangles_have_their_size_even_when_it_is_small_or_even(tmp_path):
+    """--rect takes any positive size (it once went through the grid parser, which wants 3 cells),
+    and an even size covers exactly that many cells."""
+    x = pattern()
+    for (h, w) in [(1, 1), (2, 2), (4, 6), (3, 5)]:
+        rect = Wound(shape="rect", size=(h, w), position=parse_position("10,15")).masks(x)[0]
+        rows, cols = rect.nonzero().T
+        assert rect.sum() == h * w and rows.max() - rows.min() == h - 1 and cols.max() - cols.min() == w - 1
+        assert rows.min() <= 10 <= rows.max() and cols.min() <= 15 <= cols.max()
+    result = invoke("damage", "--shape", "rect", "--rect", "2x2", "--at", "5", "--steps", "6", "-o",
+                    tmp_path / "r.png", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+

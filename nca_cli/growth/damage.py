@@ -6,6 +6,7 @@ Positions are in cells, or in percent of the living pattern's bounding box ("50%
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -162,5 +163,6 @@ class Wound:
         if self.shape == "circle":
             return (rows - cy).square() + (cols - cx).square() < self.radius ** 2
         h, w = self.size
-        return ((rows - cy).abs() <= (h - 1) / 2) & ((cols - cx).abs() <= (w - 1) / 2)
+        top, left = math.ceil(cy - h / 2), math.ceil(cx - w / 2)  # exactly h rows and w columns about the centre
+        return (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)
 
