@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from nca_cli.engine import NCA, NCAConfig, alive_mask, perceive, perception_kernels, render_rgb, seed_state
 
@@ -126,3 +127,42 @@ def test_config_validation():
     with pytest.raises(ValueError, match="unknown model config keys: colour"):
         NCAConfig.from_dict({"colour": 1})
     assert NCAConfig.from_dict(NCAConfig(hidden=32).to_dict()) == NCAConfig(hidden=32)
+
+
+def dense_learned_step(model, x, fire):
+    """Learned perception, no alive mask, written densely: every channel filtered by each learned
+    kernel (zero or wrap edges), band-major, the MLP on every cell, the update where it fires."""
+    B, H, W, C = x.shape
+    kernels = model.perception_weight.reshape(-1, 1, 3, 3)  # (bands, 1, 3, 3)
+    xc = x.permute(0, 3, 1, 2).reshape(B * C, 1, H, W)
+    xc = F.pad(xc, (1, 1, 1, 1), mode="circular" if model.config.padding == "wrap" else "constant")
+    y = F.conv2d(xc, kernels).reshape(B, C, -1, H, W).transpose(1, 2).reshape(B, -1, H, W)
+    h = F.relu(F.conv2d(y, model.w1.weight[:, :, None, None], model.w1.bias))
+    dx = F.conv2d(h, model.w2.weight[:, :, None, None], model.w2.bias).permute(0, 2, 3, 1)
+    return x + dx * fire[..., None].float()
+
+
+@pytest.mark.parametrize("padding", ["zero", "wrap"])
+def test_learned_perception_without_alive_mask_matches_a_dense_formulation(padding):
+    torch.manual_seed(0)
+    model = NCA(NCAConfig(channels=3, hidden=16, perception="learned", learned_bands=4, alive_masking=False,
+                          fire_rate=1.0, padding=padding))
+    torch.nn.init.normal_(model.w2.weight, std=0.2)
+    torch.nn.init.normal_(model.w2.bias, std=0.1)
+    x = torch.rand(2, 7, 9, 3)
+    fire = torch.rand(2, 7, 9) < 0.7
+    ours = model.step(x, fire=fire)
+    theirs = dense_learned_step(model, x, fire)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    (g_ours,) = torch.autograd.grad(ours.square().sum(), model.perception_weight)
+    (g_theirs,) = torch.autograd.grad(theirs.square().sum(), model.perception_weight)
+    assert torch.allclose(g_ours, g_theirs, rtol=1e-4, atol=1e-5) and g_ours.abs().sum() > 0
+    assert (model.step(torch.zeros_like(x), fire=fire) != 0).any()  # no alive mask: empty cells update too
+
+
+def test_learned_perception_config_is_checked():
+    with pytest.raises(ValueError, match="learned perception needs learned_bands"):
+        NCAConfig(perception="learned")
+    with pytest.raises(ValueError, match="channels must be at least 4"):
+        NCAConfig(channels=2)
+    assert NCAConfig(channels=2, alive_masking=False).bands == 3

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from ..errors import NCAError
 
 PADDINGS = ("zero", "wrap")
+PERCEPTIONS = ("sobel", "learned")
 
 
 @dataclass(frozen=True)
@@ -19,10 +20,23 @@ class NCAConfig:
     alive_threshold: float = 0.1  # a cell lives while the 3x3 max of alpha exceeds this
     padding: str = "zero"  # grid edges: "zero" (as trained in the article) or "wrap" (as its demo)
     angle: float = 0.0  # perception rotation in degrees applied by default
+    # "sobel": the fixed identity + gradient kernels; "learned": `learned_bands` trainable 3x3
+    # kernels applied to every channel (what rules that count neighbours need).
+    perception: str = "sobel"
+    learned_bands: int = 0
+    # Cells die where no neighbour's alpha (channel 3) is above alive_threshold; off for tasks whose
+    # states are not pictures (rules, video), where every cell lives.
+    alive_masking: bool = True
 
     def __post_init__(self):
-        if self.channels < 4:
+        if self.alive_masking and self.channels < 4:
             raise NCAError(f"channels must be at least 4 (RGBA), got {self.channels}")
+        if self.channels < 1:
+            raise NCAError(f"channels must be positive, got {self.channels}")
+        if self.perception not in PERCEPTIONS:
+            raise NCAError(f"perception must be one of {', '.join(PERCEPTIONS)}, got {self.perception!r}")
+        if (self.perception == "learned") != (self.learned_bands > 0):
+            raise NCAError("learned perception needs learned_bands > 0, and only learned perception has them")
         if self.hidden < 1:
             raise NCAError(f"hidden must be positive, got {self.hidden}")
         if not 0.0 < self.fire_rate <= 1.0:
@@ -37,8 +51,8 @@ class NCAConfig:
 
     @property
     def bands(self) -> int:
-        """Perception bands per channel: the state itself and its gradient along each axis."""
-        return 1 + self.dims
+        """Perception bands per channel: for Sobel, the state itself and its gradient along each axis."""
+        return self.learned_bands if self.perception == "learned" else 1 + self.dims
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -37,6 +37,14 @@ class NCA(nn.Module):
         C, hidden = config.channels, config.hidden
         self.w1 = nn.Linear(config.bands * C, hidden)
         self.w2 = nn.Linear(hidden, C)
+        if config.perception == "learned":
+            # (bands, taps): the first kernel starts as the identity (the cell's own state), the
+            # others small and random, so that the untrained rule already sees its neighbours.
+            taps = 3 ** config.dims
+            kernels = torch.randn(config.bands, taps) * (1.0 / taps) ** 0.5
+            kernels[0] = 0.0
+            kernels[0, taps // 2] = 1.0
+            self.perception_weight = nn.Parameter(kernels)
         nn.init.xavier_uniform_(self.w1.weight)
         nn.init.zeros_(self.w1.bias)
         # A zero last layer makes the untrained rule "do nothing": training starts from stability.
@@ -57,6 +65,8 @@ class NCA(nn.Module):
         cfg = self.config
         if fire is None:
             fire = torch.rand(x.shape[:-1], generator=generator, device=x.device) < cfg.fire_rate
+        if not cfg.alive_masking:
+            return self._step_all(x, fire, angle)
         pre = alive_mask(x, cfg.alive_threshold, cfg.padding)
         # Every cell outside the living region ends the step at zero, so the work is done on the
         # living region's bounding box plus one cell of neighbours, and the result zero-padded back.
@@ -65,6 +75,14 @@ class NCA(nn.Module):
             return self._step_region(x, pre, fire, angle, cfg.padding)
         region = self._step_region(crop(x, box), crop(pre, box), crop(fire, box), angle, "zero")
         return uncrop(region, box, tuple(x.shape[1:-1]))
+
+    def _step_all(self, x: torch.Tensor, fire: torch.Tensor, angle: float | None) -> torch.Tensor:
+        """A step without alive masking: every cell lives, those that fire update."""
+        C = x.shape[-1]
+        xp = pad_grid(x, self.config.padding)
+        active = F.pad(fire, (1, 1) * (x.ndim - 2)).reshape(-1).nonzero().squeeze(1)
+        update = self._update_cells(xp.reshape(-1, C), active, tuple(xp.shape[1:-1]), angle)
+        return xp.reshape(-1, C).index_add_(0, active, update).reshape(xp.shape)[spatial(xp)]
 
     def _step_region(self, x: torch.Tensor, pre: torch.Tensor, fire: torch.Tensor, angle: float | None,
                      padding: str) -> torch.Tensor:
@@ -96,7 +114,10 @@ class NCA(nn.Module):
         return self.update(perception)
 
     def perception_matrix(self, angle: float | None, device: torch.device) -> torch.Tensor:
-        """The perception kernels as a (bands, taps) matrix, turned by `angle` degrees (default: the config's)."""
+        """The perception kernels as a (bands, taps) matrix: the learned ones, or Sobel turned by
+        `angle` degrees (default: the config's)."""
+        if self.config.perception == "learned":
+            return self.perception_weight
         return tap_kernels(self.config.angle if angle is None else angle, device)
 
     def rollout(self, x: torch.Tensor, steps: int, angle: float | Sequence[float] | None = None,

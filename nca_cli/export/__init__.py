@@ -40,7 +40,7 @@ def export_model(loaded: LoadedModel, fmt: str, output: Path) -> None:
         write_distill(model, output)
     else:
         save_model(output, model, loaded.target, {**loaded.training, "exported_from": Path(loaded.source).name},
-                   int8=fmt == "int8", kind=loaded.kind)
+                   int8=fmt == "int8", kind=loaded.kind, task=loaded.task)
 
 
 def exported_model(loaded: LoadedModel, fmt: str, output: Path) -> NCA:

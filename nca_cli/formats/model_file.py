@@ -4,8 +4,8 @@ A model file holds the tensors `w1.weight`, `w1.bias`, `w2.weight`, `w2.bias` (f
 `target` (H, W, 4, premultiplied RGBA: uint8 0..255 when the target is exactly representable so,
 as targets made from images always are, else float32 in [0, 1]). Its string metadata holds JSON
 documents under the keys `format` ("nca-model"), `format_version`, `nca_version`, `kind` (what the
-model does: "image", a rule that grows a picture; files without it are images), `model`
-(NCAConfig), `training` (TrainConfig plus summary) and `target` (name, size, pad, sha256).
+model does, one of KINDS; files without it are "image"), `task` (what is particular to the kind),
+`model` (NCAConfig), `training` (the recipe plus summary) and `target` (name, size, pad, sha256).
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ from .distill import looks_like_distill, read_distill
 
 FORMAT = "nca-model"
 FORMAT_VERSION = 1
-WEIGHT_NAMES = ("w1.weight", "w1.bias", "w2.weight", "w2.bias")
 BUNDLED_DEFAULT = "lizard"
-KINDS = ("image",)  # what a model file can hold; later kinds load through the same checks
+# What a model file can hold: "image" (grows a picture), "rule" (a learned classic cellular
+# automaton), "video" (reconstructs video from sparse pixels). Every kind loads through the same
+# checks; what is particular to a kind goes in its `task` metadata.
+KINDS = ("image", "rule", "video")
 
 
 @dataclass
@@ -42,6 +44,7 @@ class LoadedModel:
     training: dict = field(default_factory=dict)
     source: str = ""
     kind: str = "image"
+    task: dict = field(default_factory=dict)  # what is particular to the kind (e.g. a rule's states)
 
     @property
     def device(self) -> torch.device:
@@ -73,7 +76,7 @@ def resolve_model_path(spec: str | None) -> Path:
 
 
 def save_model(path: str | Path, model: NCA, target: Target | None, training: dict, int8: bool = False,
-               kind: str = "image") -> None:
+               kind: str = "image", task: dict | None = None) -> None:
     """Write a model file atomically. int8: weight matrices as int8 with one float32 scale per
     output channel (`<name>.scale`), a quarter of the size; loading turns them back into floats."""
     tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
@@ -87,6 +90,7 @@ def save_model(path: str | Path, model: NCA, target: Target | None, training: di
         "format_version": str(FORMAT_VERSION),
         "nca_version": __version__,
         "kind": kind,
+        "task": json.dumps(task or {}),
         "model": json.dumps(model.config.to_dict()),
         "training": json.dumps(training),
         "target": json.dumps(None if target is None else target.metadata()),
@@ -136,6 +140,7 @@ def load_model(spec: str | Path | None = None, device: str | torch.device = "cpu
         version = int(meta.get("format_version", "0"))
         config = NCAConfig.from_dict(json.loads(meta["model"]))
         training = json.loads(meta.get("training", "{}"))
+        task = json.loads(meta.get("task", "{}"))
         target_info = json.loads(meta["target"])
     except (KeyError, ValueError, TypeError) as exc:
         raise NCAError(f"{path} has invalid metadata: {exc}") from exc
@@ -153,15 +158,15 @@ def load_model(spec: str | Path | None = None, device: str | torch.device = "cpu
                 raise NCAError(f"{path}: int8 tensor {name} or its per-channel scale is missing or malformed")
             tensors[name] = tensors[name].float() * scale[:, None].float()
     _check_weights(path, tensors, model)
-    model.load_state_dict({name: tensors[name] for name in WEIGHT_NAMES})
+    model.load_state_dict({name: tensors[name] for name in model.state_dict()})
     target = _stored_target(path, tensors.get("target"), target_info)
     return LoadedModel(model=model.to(device).eval(), target=target, training=training, source=str(path),
-                       kind=kind)
+                       kind=kind, task=task)
 
 
 def _check_weights(path: Path, tensors: dict[str, torch.Tensor], model: NCA) -> None:
     expected = model.state_dict()
-    for name in WEIGHT_NAMES:
+    for name in expected:
         if name not in tensors:
             raise NCAError(f"{path} is missing the tensor {name}")
         t = tensors[name]
