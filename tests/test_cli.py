@@ -115,10 +115,13 @@ def test_interrupted_training_saves_and_resumes(tmp_path, disc_png, monkeypatch)
 
     class StopAfterThree:
         def __enter__(self):
-            def should_stop():
-                calls["n"] += 1
-                return calls["n"] > 3
-            return should_stop
+            class Request:
+                exit_code = 130
+
+                def __call__(self):
+                    calls["n"] += 1
+                    return calls["n"] > 3
+            return Request()
 
         def __exit__(self, *exc):
             return False

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..engine import NCA, DenseStep, NCAConfig
+from ..engine.config import FLOAT
+from ..runtime.limits import check_memory
 from .memory import peak_memory, sync
 
 
@@ -126,6 +128,12 @@ def time_formulations(runs: dict, steps: int, repeats: int, device: torch.device
     return {form: statistics.median(v) for form, v in samples.items()}, peaks
 
 
+def dense_rollout_bytes(config: NCAConfig, cells: int, steps: int) -> int:
+    """Memory (bytes) the dense formulation keeps for backward over a rollout: per step and cell the
+    state, perception, hidden layer (twice) and update, in float32."""
+    return FLOAT * cells * steps * (config.channels * (2 + config.bands) + 2 * config.hidden)
+
+
 def run_bench(config: NCAConfig, batch: int, height: int, width: int, steps: int, device: torch.device,
               repeats: int = 3, on_progress=None) -> dict:
     """Everything `nca bench` reports, as a dict (see the README for the keys).
@@ -134,6 +142,8 @@ def run_bench(config: NCAConfig, batch: int, height: int, width: int, steps: int
     engine and the reference are timed alternately, `repeats` times each, and the median kept, so
     that a slow moment of a shared machine does not land on one side of a ratio.
     """
+    check_memory(dense_rollout_bytes(config, batch * height * width, steps) + config.rollout_bytes(
+        height * width, batch, steps), f"a bench of batch {batch} on a {height}x{width} grid over {steps} steps", device)
     model = benchmark_model(config, device)
     reference = DenseStep(model)
     fp32 = matmul_rate(torch.float32, device)

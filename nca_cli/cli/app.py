@@ -7,7 +7,7 @@ import typer
 from .. import __version__
 from ..runtime import keep_freed_memory
 from .bench import bench
-from .console import out
+from .console import handle_sigterm, out
 from .export import export
 from .render import damage, grow, rotate
 from .train import train
@@ -41,4 +41,5 @@ for command in (train, grow, damage, rotate, export, bench):
 
 def main():
     keep_freed_memory()  # rollouts reuse big freed blocks instead of page-faulting them in anew
+    handle_sigterm()
     app()

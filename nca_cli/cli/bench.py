@@ -39,6 +39,10 @@ def bench(
     if min(batch, grid, channels, hidden, steps, repeats) < 1 or grid < 3 or channels < 4:
         raise NCAError("--batch, --hidden, --steps and --repeats must be positive, --grid at least 3, "
                        "--channels at least 4")
+    for flag, value, most in (("--batch", batch, 1024), ("--grid", grid, 4096), ("--steps", steps, 10_000),
+                              ("--repeats", repeats, 100)):
+        if value > most:
+            raise NCAError(f"{flag} must be at most {most:,}, got {value:,}")
     dev = pick_device(device)
     config = NCAConfig(channels=channels, hidden=hidden, padding="wrap")
     bar = progress_bar()

@@ -17,7 +17,26 @@ from ..errors import InvalidOption, NCAError
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 100)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 130, 143  # 128 + SIGINT, 128 + SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what `timeout`, systemd and batch schedulers send), handled like Ctrl-C: outputs in
+    progress are removed, training saves its resumable state."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+def handle_sigterm() -> None:
+    """Make SIGTERM raise Terminated (where signals can be set: the main thread)."""
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def exit_code(interrupt: KeyboardInterrupt) -> int:
+    return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
 
 
 def error_line(exc: NCAError) -> str:
@@ -27,10 +46,18 @@ def error_line(exc: NCAError) -> str:
     return f"Error: {exc}"
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """An allocation that failed: MemoryError, torch's OutOfMemoryError, or its CPU allocator's
+    RuntimeError. (Requests are estimated before they allocate; this catches what slips past.)"""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+
+
 def user_errors(command):
     """The boundary between the library and the user: the project's errors become one `Error: ...`
-    line on stderr and exit code 1, Ctrl-C exit code 130. Anything else is a bug and keeps its
-    traceback."""
+    line on stderr and exit code 1, as does running out of memory; Ctrl-C exits 130 and SIGTERM
+    143. Anything else is a bug and keeps its traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -39,9 +66,15 @@ def user_errors(command):
         except NCAError as exc:
             err.print(error_line(exc), markup=False, soft_wrap=True)
             raise typer.Exit(EXIT_ERROR) from None
-        except KeyboardInterrupt:  # outputs in progress were written to temporary files, now removed
-            err.print("Interrupted")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except (MemoryError, RuntimeError) as exc:
+            if not out_of_memory(exc):
+                raise
+            err.print("Error: out of memory: the request is too large for this machine (try a smaller grid, "
+                      "batch or model)", markup=False)
+            raise typer.Exit(EXIT_ERROR) from None
+        except KeyboardInterrupt as exc:  # outputs in progress were written to temporary files, now removed
+            err.print("Terminated" if isinstance(exc, Terminated) else "Interrupted")
+            raise typer.Exit(exit_code(exc)) from None
 
     return wrapper
 
@@ -63,25 +96,43 @@ def format_duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+class StopRequest:
+    """Set by the first Ctrl-C or SIGTERM: the loop checks it (calling it) and stops cleanly."""
+
+    def __init__(self):
+        self.signal: int | None = None
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_TERMINATED if self.signal == signal.SIGTERM else EXIT_INTERRUPTED
+
+
 @contextlib.contextmanager
 def stop_on_ctrl_c():
-    """First Ctrl-C asks the loop to stop cleanly (it checks the returned flag); a second one aborts."""
-    flag = {"stop": False}
-    previous = signal.getsignal(signal.SIGINT)
+    """The first Ctrl-C (or SIGTERM) asks the loop to stop cleanly, through the yielded StopRequest;
+    a second one aborts."""
+    request = StopRequest()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def handler(signum, frame):
-        if flag["stop"]:
-            signal.signal(signal.SIGINT, previous)
-            raise KeyboardInterrupt
-        flag["stop"] = True
+        if request():
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+            raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        request.signal = signum
         err.print("Stopping after this iteration (Ctrl-C again to abort without saving)...")
 
     try:
-        signal.signal(signal.SIGINT, handler)
+        for sig in previous:
+            signal.signal(sig, handler)
     except ValueError:  # not the main thread (e.g. some test runners): no handler, plain Ctrl-C
         pass
     try:
-        yield lambda: flag["stop"]
+        yield request
     finally:
-        with contextlib.suppress(ValueError):
-            signal.signal(signal.SIGINT, previous)
+        with contextlib.suppress(ValueError, TypeError):
+            for sig, old in previous.items():
+                signal.signal(sig, old)

@@ -11,6 +11,7 @@ import typer
 
 from ..errors import NCAError
 from ..formats.model_file import LoadedModel, load_model
+from ..growth.recovery import MAX_SWEEP_RADII
 from ..runtime import pick_device
 
 ModelArg = Annotated[Optional[str], typer.Argument(help="Model file or bundled model name (default: lizard).")]
@@ -82,17 +83,24 @@ def parse_angles(text: str) -> list[float]:
 
 
 def parse_radii(text: str) -> list[float]:
-    """--radii '2:20:3' (from:to:step, inclusive) or '2,5,10' -> radii in cells."""
+    """--radii '2:20:3' (from:to:step, inclusive) or '2,5,10' -> radii in cells (at most MAX_SWEEP_RADII)."""
+    usage = f"invalid --radii {text!r}: use FROM:TO:STEP (e.g. 2:20:3) or a list (e.g. 2,5,10)"
     try:
-        if ":" in text:
-            lo, hi, step = (float(p) for p in text.split(":"))
-            if step <= 0 or hi < lo:
-                raise ValueError
-            radii = [lo + i * step for i in range(int((hi - lo) / step + 1e-9) + 1)]
-        else:
-            radii = [float(p) for p in text.split(",")]
+        parts = [float(p) for p in text.split(":" if ":" in text else ",")]
     except ValueError:
-        raise NCAError(f"invalid --radii {text!r}: use FROM:TO:STEP (e.g. 2:20:3) or a list (e.g. 2,5,10)") from None
-    if not radii or min(radii) < 0:
+        raise NCAError(usage) from None
+    if not parts or not all(math.isfinite(p) for p in parts):
+        raise NCAError(usage)
+    if ":" in text:
+        if len(parts) != 3 or parts[2] <= 0 or parts[1] < parts[0]:
+            raise NCAError(usage)
+        lo, hi, step = parts
+        count = int((hi - lo) / step + 1e-9) + 1
+        if count > MAX_SWEEP_RADII:
+            raise NCAError(f"invalid --radii {text!r}: that is {count:,} radii, at most {MAX_SWEEP_RADII}")
+        parts = [lo + i * step for i in range(count)]
+    if min(parts) < 0:
         raise NCAError(f"invalid --radii {text!r}: radii must not be negative")
-    return radii
+    if len(parts) > MAX_SWEEP_RADII:
+        raise NCAError(f"invalid --radii {text!r}: that is {len(parts):,} radii, at most {MAX_SWEEP_RADII}")
+    return parts

@@ -13,13 +13,14 @@ from rich.table import Table
 
 from ..engine import render_rgb, rgba_loss, seed_state
 from ..errors import NCAError
-from ..formats.atomic import atomic_output
+from ..formats.atomic import atomic_output, check_writable
 from ..formats.model_file import LoadedModel
 from ..formats.plots import save_sweep_plot
 from ..formats.states import read_last_state
 from ..growth import RenderOptions, Wound, canvas_shape, grow_from_seed, render_run, sweep, turned_losses, wound_experiment
 from ..growth.damage import SHAPES, parse_position
-from ..growth.recovery import DEFAULT_TOLERANCE
+from ..growth.recovery import DEFAULT_TOLERANCE, check_sweep, check_tolerance
+from ..growth.run import check_run
 from ..targets.pictures import read_mask
 from .console import out, progress_bar, user_errors
 from .options import (DeviceOpt, EveryOpt, FpsOpt, GridOpt, ModelArg, OutputOpt, ScaleOpt, SeedOpt, StepsOpt, StripOpt,
@@ -45,11 +46,17 @@ def on_target_canvas(loaded: LoadedModel, x: torch.Tensor) -> bool:
     return loaded.target is not None and tuple(x.shape[1:3]) == loaded.target.shape
 
 
-def start_state(path: Optional[Path], loaded: LoadedModel, grid: tuple[int, int] | None) -> torch.Tensor:
-    """The seed on the canvas, or the last state saved in an .npy file by `nca grow -o states.npy`."""
-    if path is None:
-        return seed_state(loaded.model.config, *canvas_shape(loaded.target, grid), device=loaded.device)
-    return read_last_state(path, loaded.model.config.channels).to(loaded.device)
+def start_state(path: Optional[Path], loaded: LoadedModel, grid: tuple[int, int] | None,
+                options: RenderOptions, batch: int = 1) -> torch.Tensor:
+    """The seed on the canvas (or, with `path`, the last state saved in an .npy file by
+    `nca grow -o states.npy`), once the run is known to fit. -> (batch, H, W, C)"""
+    if path is not None:
+        x = read_last_state(path, loaded.model.config.channels)
+        check_run(loaded.model.config, tuple(x.shape[1:3]), 1, options, loaded.device)
+        return x.to(loaded.device)
+    shape = canvas_shape(loaded.target, grid)
+    check_run(loaded.model.config, shape, batch, options, loaded.device)
+    return seed_state(loaded.model.config, *shape, batch=batch, device=loaded.device)
 
 
 @user_errors
@@ -72,7 +79,8 @@ def grow(
     options = RenderOptions(output, steps, every, fps, scale, strip, seed)
     loaded = open_model(model, device)
     with step_progress("grow", steps) as progress:
-        x = render_run(loaded.model, start_state(None, loaded, parse_grid(grid)), options, on_progress=progress)
+        x = render_run(loaded.model, start_state(None, loaded, parse_grid(grid), options), options,
+                       on_progress=progress)
     say_written(options, x)
     if on_target_canvas(loaded, x):
         out.print(f"Loss against the target: {float(rgba_loss(x, loaded.target.rgba.to(x.device))[0]):.5f}")
@@ -99,8 +107,7 @@ def rotate(
     angles = parse_angles(theta)
     options = RenderOptions(output, steps, every, fps, scale, strip, seed)
     loaded = open_model(model, device)
-    H, W = canvas_shape(loaded.target, parse_grid(grid))
-    x = seed_state(loaded.model.config, H, W, batch=len(angles), device=loaded.device)
+    x = start_state(None, loaded, parse_grid(grid), options, batch=len(angles))
     with step_progress("rotate", steps) as progress:
         x = render_run(loaded.model, x, options, angle=angles, on_progress=progress)
     say_written(options, x)
@@ -151,6 +158,7 @@ def damage(
     wound = Wound(shape=shape, position=parse_position(center) if center else None, radius=radius,
                   size=parse_size(rect, "rectangle") if shape == "rect" else Wound.size, side=side,
                   fraction=fraction, mask=read_mask(mask) if mask is not None else None)
+    check_tolerance(tolerance)
     if sweep_mode:
         return damage_sweep(model, device, parse_grid(grid), parse_radii(radii), spacing, seeds, recover_steps,
                             tolerance, json_path, plot)
@@ -159,7 +167,7 @@ def damage(
     if wound_steps[0] < 0 or wound_steps[-1] >= steps:
         raise NCAError(f"--at must be between 0 and --steps - 1 ({steps - 1}), got {wound_steps[-1] if wound_steps[0] >= 0 else wound_steps[0]}")
     loaded = open_model(model, device)
-    x = start_state(start, loaded, parse_grid(grid))
+    x = start_state(start, loaded, parse_grid(grid), options)
     wound.check_grid(*x.shape[1:3])
     target = loaded.target.rgba if on_target_canvas(loaded, x) else None
     with step_progress("damage", steps) as progress:
@@ -178,8 +186,13 @@ def damage_sweep(model, device, grid, radii, spacing, seeds, recover_steps, tole
     """`nca damage --sweep`: the batched robustness sweep, its table, JSON report and plot."""
     if spacing < 1 or seeds < 1 or recover_steps < 1:
         raise NCAError("--spacing, --seeds and --recover-steps must be at least 1")
+    for path, suffix, option in ((json_path, ".json", "--json"), (plot, ".png", "--plot")):
+        if path.suffix.lower() != suffix:
+            raise NCAError(f"{option} must be a {suffix} file, got {path}")
+        check_writable(path)
     loaded = open_model(model, device)
     H, W = canvas_shape(loaded.target, grid)
+    check_sweep((H, W), radii, spacing, seeds, recover_steps, tolerance)
     target = loaded.target.rgba if loaded.target is not None and loaded.target.shape == (H, W) else None
     bar = progress_bar()
     with bar:

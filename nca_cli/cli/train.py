@@ -13,14 +13,17 @@ from ..errors import NCAError
 from ..growth.quality import CUT_RADIUS
 from ..runtime import pick_device
 from ..targets import load_target
+from ..formats.atomic import check_writable
 from ..training import (MODES, TrainConfig, Trainer, finish_training, load_state, resume_path, save_interrupted,
                         save_state)
-from .console import EXIT_INTERRUPTED, err, format_duration, out, progress_bar, stop_on_ctrl_c, user_errors
+from ..training.finish import plot_paths
+from .console import err, format_duration, out, progress_bar, stop_on_ctrl_c, user_errors
 from .options import parse_duration
 
 
 @user_errors
 def train(
+    ctx: typer.Context,
     target: str = typer.Argument(..., help="Image file (PNG/JPEG/WebP/...) or a single emoji, e.g. 🦎."),
     output: Path = typer.Option(None, "-o", "--output", help="Model file to write (default: <target>.safetensors)."),
     mode: str = typer.Option("regen", "--mode", help=f"Experiment: {', '.join(MODES)}."),
@@ -57,37 +60,66 @@ def train(
     output = output or Path(f"{Path(loaded.name).stem if not Path(target).exists() else Path(target).stem}.safetensors")
     if output.suffix != ".safetensors":
         raise NCAError(f"output must be a .safetensors file, got {output}")
+    if checkpoint_every < 0:
+        raise NCAError(f"--checkpoint-every must not be negative, got {checkpoint_every}")
     budget = parse_duration(time_budget)
     dev = pick_device(device)
     state_path = resume_path(output)
+    for path in [output, state_path] + (plot_paths(output) if plots else []):
+        check_writable(path)  # before the training time is spent, not after
+    model_config = NCAConfig(channels=channels, hidden=hidden, fire_rate=fire_rate, padding=padding)
+    train_config = TrainConfig(mode=mode, iterations=iterations, batch=batch, pool_size=pool_size,
+                               steps_min=steps_min, steps_max=steps_max, lr=lr, lr_decay_at=lr_decay_at,
+                               damage_count=min(TrainConfig.damage_count, batch - 1) if damage_count is None
+                               else damage_count, average=average, seed=seed)
     if resume:
         if not state_path.exists():
             raise NCAError(f"nothing to resume: {state_path} does not exist")
         trainer = load_state(state_path, loaded, dev, iterations=iterations)
+        refuse_changed_options(ctx, trainer, model_config, train_config)
         out.print(f"Resuming {state_path} at iteration {trainer.iteration}")
     else:
-        model_config = NCAConfig(channels=channels, hidden=hidden, fire_rate=fire_rate, padding=padding)
-        train_config = TrainConfig(mode=mode, iterations=iterations, batch=batch, pool_size=pool_size,
-                                   steps_min=steps_min, steps_max=steps_max, lr=lr, lr_decay_at=lr_decay_at,
-                                   damage_count=min(TrainConfig.damage_count, batch - 1) if damage_count is None
-                                   else damage_count, average=average, seed=seed)
         trainer = Trainer(model_config, train_config, loaded, dev)
-    stopped = run_with_progress(trainer, state_path, budget, checkpoint_every)
+    with stop_on_ctrl_c() as stop:
+        stopped = run_with_progress(trainer, state_path, budget, checkpoint_every, stop)
     if stopped == "interrupted":
         save_interrupted(trainer, output, state_path)
         err.print(f"Interrupted at iteration {trainer.iteration}: saved {output} and resumable state "
                   f"{state_path}; continue with the same command and --resume")
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(stop.exit_code)
     finished = finish_training(trainer, output, state_path, stopped, plots=plots)
     report(trainer, stopped, finished.quality)
     out.print(f"Wrote {output}")
 
 
-def run_with_progress(trainer: Trainer, state_path: Path, budget: float | None, checkpoint_every: int) -> str:
-    """Trainer.run with a progress bar, resume states every `checkpoint_every` iterations, and Ctrl-C
-    asking it to stop after the current iteration. Returns why it stopped."""
+# Options that shape a run: --resume continues the run as it was saved, so these may not change.
+RECIPE_OPTIONS = {"mode": "mode", "regen": "mode", "batch": "batch", "pool_size": "pool_size",
+                  "steps_min": "steps_min", "steps_max": "steps_max", "lr": "lr", "lr_decay_at": "lr_decay_at",
+                  "damage_count": "damage_count", "average": "average", "seed": "seed"}
+MODEL_OPTIONS = ("channels", "hidden", "fire_rate", "padding")
+
+
+def refuse_changed_options(ctx: typer.Context, trainer: Trainer, model: NCAConfig, recipe: TrainConfig) -> None:
+    """An NCAError if an option given on this command line differs from the resumed run's."""
+    saved = {**{k: getattr(trainer.config, v) for k, v in RECIPE_OPTIONS.items()},
+             **{k: getattr(trainer.model.config, k) for k in MODEL_OPTIONS}}
+    asked = {**{k: getattr(recipe, v) for k, v in RECIPE_OPTIONS.items()},
+             **{k: getattr(model, k) for k in MODEL_OPTIONS}}
+    for name in saved:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name == "COMMANDLINE" and asked[name] != saved[name]:
+            flag = "--" + name.replace("_", "-")
+            shown = f"--mode {saved[name]}" if name in ("mode", "regen") else f"{flag} {saved[name]}"
+            raise NCAError(f"--resume continues the saved run, which has {shown}; leave {flag} out to "
+                           "continue it, or start a new run without --resume")
+
+
+def run_with_progress(trainer: Trainer, state_path: Path, budget: float | None, checkpoint_every: int,
+                      should_stop) -> str:
+    """Trainer.run with a progress bar and resume states every `checkpoint_every` iterations, until
+    should_stop() (Ctrl-C) asks it to stop after the current iteration. Returns why it stopped."""
     bar = progress_bar(TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} it/s"))
-    with bar, stop_on_ctrl_c() as should_stop:
+    with bar:
         task = bar.add_task(f"train {trainer.config.mode}", total=trainer.config.iterations,
                             completed=trainer.iteration, loss="-", rate="-")
         total = [trainer.config.iterations]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from ..errors import NCAError
 
 PADDINGS = ("zero", "wrap")
 PERCEPTIONS = ("sobel", "learned")
+MAX_CHANNELS, MAX_HIDDEN, MAX_BANDS = 1024, 16384, 64  # far above published models (16 and 128)
+FLOAT = 4  # bytes per float32
 
 
 @dataclass(frozen=True)
@@ -31,14 +34,19 @@ class NCAConfig:
     def __post_init__(self):
         if self.alive_masking and self.channels < 4:
             raise NCAError(f"channels must be at least 4 (RGBA), got {self.channels}")
-        if self.channels < 1:
-            raise NCAError(f"channels must be positive, got {self.channels}")
+        if not 1 <= self.channels <= MAX_CHANNELS:
+            raise NCAError(f"channels must be between {4 if self.alive_masking else 1} and {MAX_CHANNELS}, "
+                           f"got {self.channels}")
         if self.perception not in PERCEPTIONS:
             raise NCAError(f"perception must be one of {', '.join(PERCEPTIONS)}, got {self.perception!r}")
         if (self.perception == "learned") != (self.learned_bands > 0):
             raise NCAError("learned perception needs learned_bands > 0, and only learned perception has them")
-        if self.hidden < 1:
-            raise NCAError(f"hidden must be positive, got {self.hidden}")
+        if self.learned_bands > MAX_BANDS:
+            raise NCAError(f"learned_bands must be at most {MAX_BANDS}, got {self.learned_bands}")
+        if not math.isfinite(self.angle) or not math.isfinite(self.alive_threshold):
+            raise NCAError("angle and alive_threshold must be finite numbers")
+        if not 1 <= self.hidden <= MAX_HIDDEN:
+            raise NCAError(f"hidden must be between 1 and {MAX_HIDDEN}, got {self.hidden}")
         if not 0.0 < self.fire_rate <= 1.0:
             raise NCAError(f"fire_rate must be in (0, 1], got {self.fire_rate}")
         if self.padding not in PADDINGS:
@@ -53,6 +61,27 @@ class NCAConfig:
     def bands(self) -> int:
         """Perception bands per channel: for Sobel, the state itself and its gradient along each axis."""
         return self.learned_bands if self.perception == "learned" else 1 + self.dims
+
+    @property
+    def taps(self) -> int:
+        """Cells in a neighbourhood: 9 on a 2D grid."""
+        return 3 ** self.dims
+
+    def step_bytes(self, cells: int, batch: int = 1) -> int:
+        """Memory (bytes) of one inference step at worst, every one of batch x cells cells alive:
+        the state and its padded copy, and for the cells that fire their gathered neighbourhoods,
+        perception, hidden layer and update."""
+        firing = self.fire_rate * cells * batch
+        per_firing = self.taps * self.channels + self.bands * self.channels + self.hidden + self.channels
+        return int(FLOAT * (4 * self.channels * cells * batch + firing * per_firing))
+
+    def rollout_bytes(self, cells: int, batch: int, steps: int) -> int:
+        """Memory (bytes) of a training rollout of `steps` steps at worst: what each step keeps for
+        the backward pass (its input state, perception and hidden layer of the cells that fire),
+        plus one step's working memory."""
+        firing = self.fire_rate * cells * batch
+        kept = 2 * self.channels * cells * batch + firing * (self.bands * self.channels + 2 * self.hidden + self.channels)
+        return int(FLOAT * kept * steps) + self.step_bytes(cells, batch)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -17,9 +17,11 @@ from PIL import GifImagePlugin, Image
 
 from .atomic import atomic_output
 from ..errors import NCAError
+from .ffmpeg import H264Writer
 
 FORMATS = (".mp4", ".gif", ".png", ".npy")
 MIN_VIDEO_SIDE = 256
+MAX_FPS = 240
 
 
 def check_output_path(path: str | Path) -> str:
@@ -28,6 +30,11 @@ def check_output_path(path: str | Path) -> str:
     if suffix not in FORMATS:
         raise NCAError(f"unsupported output {path}: use one of {', '.join(FORMATS)}")
     return suffix
+
+
+def frame_size(height: int, width: int, panels: int, scale: int, gap: int) -> tuple[int, int]:
+    """Pixel size (height, width) of a frame of `panels` side-by-side panels of height x width cells."""
+    return height * scale, (panels * width + (panels - 1) * gap) * scale
 
 
 def default_scale(height: int, width: int) -> int:
@@ -48,26 +55,32 @@ class FrameSink:
     def add(self, rgb: np.ndarray, state: np.ndarray) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Finish the file (the run succeeded)."""
+
+    def abort(self) -> None:
+        """Stop writing (the run failed or was interrupted; the file is thrown away)."""
+        self.close()
+
 
 class _VideoSink(FrameSink):
-    def __init__(self, tmp: Path, fps: float, scale: int):
-        import imageio.v2 as imageio
+    """H.264 in yuv420p, which needs even sides: odd ones are padded with white."""
 
-        self.scale = scale
-        # macro_block_size=1 keeps odd sizes as they are; we pad to even dimensions ourselves
-        # because H.264 in yuv420p needs them.
-        self.writer = imageio.get_writer(str(tmp), format="FFMPEG", fps=fps, codec="libx264",
-                                         quality=8, pixelformat="yuv420p", macro_block_size=1)
+    def __init__(self, tmp: Path, fps: float, scale: int):
+        self.scale, self.writer = scale, H264Writer(tmp, fps)
 
     def add(self, rgb, state):
         frame = upscale(rgb, self.scale)
         h, w = frame.shape[:2]
         if h % 2 or w % 2:
             frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), constant_values=255)
-        self.writer.append_data(frame)
+        self.writer.write(frame)
 
     def close(self):
         self.writer.close()
+
+    def abort(self):
+        self.writer.kill()
 
 
 class _GifSink(FrameSink):
@@ -109,22 +122,23 @@ class _PngSink(FrameSink):
 
 
 class _NpySink(FrameSink):
-    """Raw float32 states, (frames, *state shape), written into a memory-mapped .npy file."""
+    """Raw float32 states, (frames, *state shape), written frame by frame after the header (plain
+    writes, not a memory map: a full disk is then an error, not a crash)."""
 
     def __init__(self, tmp: Path, frames: int):
-        self.tmp, self.frames, self.array, self.count = tmp, frames, None, 0
+        self.file, self.frames, self.shape, self.count = open(tmp, "wb"), frames, None, 0
 
     def add(self, rgb, state):
-        if self.array is None:
-            self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float32,
-                                                   shape=(self.frames, *state.shape))
-        self.array[self.count] = state
+        if self.shape is None:
+            self.shape = state.shape
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                      "shape": (self.frames, *state.shape)}
+            np.lib.format.write_array_header_1_0(self.file, header)
+        self.file.write(np.ascontiguousarray(state, dtype=np.float32).tobytes())
         self.count += 1
 
     def close(self):
-        if self.array is not None:
-            self.array.flush()
-            del self.array
+        self.file.close()
 
 
 @contextlib.contextmanager
@@ -132,8 +146,8 @@ def open_sink(path: str | Path, frames: int, fps: float = 30.0, scale: int = 1,
               strip: bool = False) -> Iterator[FrameSink]:
     """Open a writer for `path` expecting `frames` frames; the file appears only on success."""
     suffix = check_output_path(path)
-    if fps <= 0:
-        raise NCAError(f"fps must be positive, got {fps}")
+    if not 0 < fps <= MAX_FPS:
+        raise NCAError(f"fps must be between 0 and {MAX_FPS}, got {fps}")
     with atomic_output(path) as tmp:
         if suffix == ".mp4":
             sink = _VideoSink(tmp, fps, scale)
@@ -145,5 +159,8 @@ def open_sink(path: str | Path, frames: int, fps: float = 30.0, scale: int = 1,
             sink = _NpySink(tmp, frames)
         try:
             yield sink
-        finally:
-            sink.close()
+        except BaseException:
+            with contextlib.suppress(Exception):  # the run's own error is the one to report
+                sink.abort()
+            raise
+        sink.close()

@@ -96,8 +96,17 @@ def save_model(path: str | Path, model: NCA, target: Target | None, training: di
         "target": json.dumps(None if target is None else target.metadata()),
         "quantization": "int8-per-channel" if int8 else "none",
     }
+    write_safetensors(path, tensors, metadata)
+
+
+def write_safetensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """One safetensors file, atomically; a failed write (a full disk) is an NCAError naming it."""
     with atomic_output(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except SafetensorError as exc:
+            detail = str(exc).split("I/O error: ", 1)[-1].split(" (os error", 1)[0]
+            raise NCAError(f"cannot write {path}: {detail}") from None
 
 
 def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,8 +151,10 @@ def load_model(spec: str | Path | None = None, device: str | torch.device = "cpu
         training = json.loads(meta.get("training", "{}"))
         task = json.loads(meta.get("task", "{}"))
         target_info = json.loads(meta["target"])
-    except (KeyError, ValueError, TypeError) as exc:
-        raise NCAError(f"{path} has invalid metadata: {exc}") from exc
+    except (KeyError, ValueError, TypeError, RecursionError) as exc:
+        raise NCAError(f"{path} has invalid metadata: {exc}") from None
+    if not isinstance(training, dict) or not isinstance(task, dict) or not isinstance(target_info, (dict, type(None))):
+        raise NCAError(f"{path} has invalid metadata: training and task must be JSON objects, target an object or null")
     if version > FORMAT_VERSION:
         raise NCAError(f"{path} uses model format version {version}; this nca reads up to {FORMAT_VERSION}")
     kind = meta.get("kind", "image")
@@ -180,11 +191,17 @@ def _check_weights(path: Path, tensors: dict[str, torch.Tensor], model: NCA) -> 
 def _stored_target(path: Path, rgba: torch.Tensor | None, info: dict | None) -> Target | None:
     if rgba is None or info is None:
         return None
-    if rgba.ndim != 3 or rgba.shape[-1] != 4:
-        raise NCAError(f"{path}: the stored target has shape {tuple(rgba.shape)}, expected (H, W, 4)")
+    if rgba.ndim != 3 or rgba.shape[-1] != 4 or min(rgba.shape[:2]) < 3:
+        raise NCAError(f"{path}: the stored target has shape {tuple(rgba.shape)}, expected (H, W, 4), H and W >= 3")
+    if rgba.dtype not in (torch.uint8, torch.float32):
+        raise NCAError(f"{path}: the stored target is {rgba.dtype}, expected uint8 or float32")
     rgba = rgba.float() / 255.0 if rgba.dtype == torch.uint8 else rgba.float()
-    target = Target(name=str(info.get("name", "target")), rgba=rgba,
-                    size=int(info.get("size", 0)), pad=int(info.get("pad", 0)))
+    if not torch.isfinite(rgba).all() or rgba.min() < 0 or rgba.max() > 1:
+        raise NCAError(f"{path}: the stored target holds values outside [0, 1]")
+    size, pad = info.get("size", 0), info.get("pad", 0)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (size, pad)):
+        raise NCAError(f"{path} has invalid metadata: the target's size and pad must be whole numbers")
+    target = Target(name=str(info.get("name", "target")), rgba=rgba, size=size, pad=pad)
     if info.get("sha256") and info["sha256"] != target.sha256:
         raise NCAError(f"{path}: the stored target does not match its recorded checksum")
     return target

@@ -123,7 +123,7 @@ class Wound:
     def __post_init__(self):
         if self.shape not in SHAPES:
             raise NCAError(f"unknown shape {self.shape!r}: use one of {', '.join(SHAPES)}")
-        if self.radius < 0:
+        if not math.isfinite(self.radius) or self.radius < 0:
             raise NCAError(f"radius must not be negative, got {self.radius:g}")
         if min(self.size) < 1:
             raise NCAError(f"rectangle size must be positive, got {self.size[0]}x{self.size[1]}")

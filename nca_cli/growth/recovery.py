@@ -7,6 +7,7 @@ within `tolerance` of the loss it had before the wound.
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -15,7 +16,9 @@ import numpy as np
 import torch
 
 from ..engine import NCA
-from ..errors import NCAError
+from ..engine.config import FLOAT
+from ..errors import InvalidOption, NCAError
+from ..runtime.limits import check_memory, check_steps
 from .damage import Wound, apply_damage, circle_mask
 from .quality import GROW_STEPS, grow_from_seed
 from .run import RenderOptions, render_run
@@ -23,6 +26,25 @@ from .run import RenderOptions, render_run
 WOUND_MARK_STEPS = 15  # frames after a wound on which its outline is drawn, as the article's demo does
 WOUND_COLOUR = (230, 30, 30)
 DEFAULT_TOLERANCE = 0.002
+MAX_SWEEP_SEEDS, MAX_SWEEP_RADII = 64, 100
+
+
+def check_tolerance(tolerance: float) -> None:
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise InvalidOption("tolerance", f"must be a number of at least 0, got {tolerance:g}")
+
+
+def check_sweep(grid: tuple[int, int], radii: list[float], spacing: int, seeds: int, recover_steps: int,
+                tolerance: float) -> None:
+    """Refuse sweeps that make no sense or would take absurdly long, before growing anything."""
+    check_tolerance(tolerance)
+    if spacing < 1 or seeds < 1 or recover_steps < 1:
+        raise NCAError("spacing, seeds and recover steps must be at least 1")
+    if seeds > MAX_SWEEP_SEEDS:
+        raise InvalidOption("seeds", f"must be at most {MAX_SWEEP_SEEDS}, got {seeds}")
+    if not radii or len(radii) > MAX_SWEEP_RADII or not all(math.isfinite(r) and r >= 0 for r in radii):
+        raise InvalidOption("radii", f"must be 1 to {MAX_SWEEP_RADII} finite radii of at least 0, got {len(radii)}")
+    check_steps(recover_steps)
 
 
 @dataclass
@@ -74,6 +96,7 @@ def wound_experiment(model: NCA, x: torch.Tensor, wound: Wound, wound_steps: lis
 
     target: (H, W, 4) to measure losses against, or None: the pattern just before the first wound.
     """
+    check_tolerance(tolerance)
     wound_steps = sorted(set(wound_steps))
     outside = [k for k in wound_steps if not 0 <= k < options.steps]
     if not wound_steps or outside:
@@ -168,6 +191,9 @@ def sweep(model: NCA, target: torch.Tensor | None, grid: tuple[int, int], radii:
     """
     device = next(model.parameters()).device
     H, W = grid
+    check_sweep(grid, radii, spacing, seeds, recover_steps, tolerance)
+    check_memory(FLOAT * model.config.channels * H * W * seeds + model.config.step_bytes(H * W, max(batch, seeds)),
+                 f"a sweep of {seeds} patterns on a {H}x{W} grid", device)
     generator = torch.Generator(device=device).manual_seed(0)
     grown = grow_from_seed(model, H, W, grow_steps, batch=seeds, generator=generator)
     plan = [(r, pos, s) for s in range(seeds) for pos in body_positions(grown[s], spacing) for r in radii]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -9,9 +10,11 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..engine import NCA, StepHook, render_rgb
+from ..engine import NCA, NCAConfig, StepHook, render_rgb
+from ..engine.config import FLOAT
 from ..errors import InvalidOption, NCAError
-from ..formats.frames import check_output_path, default_scale, open_sink
+from ..formats.frames import MAX_FPS, check_output_path, default_scale, frame_size, open_sink
+from ..runtime.limits import MAX_FRAME_SIDE, MAX_PANELS, check_disk, check_memory, check_steps
 from ..targets import Target
 
 GAP = 2  # pixels between side-by-side panels
@@ -35,14 +38,15 @@ class RenderOptions:
     def __post_init__(self):
         if self.output is not None:
             check_output_path(self.output)
-        if self.scale is not None and self.scale < 1:
-            raise InvalidOption("scale", f"must be at least 1, got {self.scale}")
+        if self.scale is not None and not 1 <= self.scale <= MAX_FRAME_SIDE:
+            raise InvalidOption("scale", f"must be between 1 and {MAX_FRAME_SIDE}, got {self.scale}")
         if self.steps < 0:
             raise NCAError(f"steps must not be negative, got {self.steps}")
+        check_steps(self.steps)
         if self.every < 1:
             raise InvalidOption("every", f"must be at least 1, got {self.every}")
-        if not self.fps > 0:
-            raise NCAError(f"fps must be positive, got {self.fps}")
+        if not (math.isfinite(self.fps) and 0 < self.fps <= MAX_FPS):
+            raise InvalidOption("fps", f"must be a number above 0 and at most {MAX_FPS}, got {self.fps}")
 
     @property
     def frames(self) -> int:
@@ -57,6 +61,27 @@ class RenderOptions:
     def writes_one_image(self) -> bool:
         """A .png output without --strip holds only the last frame."""
         return self.output is not None and self.output.suffix.lower() == ".png" and not self.strip
+
+
+def check_run(config: NCAConfig, shape: tuple[int, ...], batch: int, options: RenderOptions,
+              device: torch.device | str = "cpu") -> None:
+    """Refuse, before anything is allocated, a run that would not fit: a frame too large to encode
+    (grid x scale x panels), too many panels, or states that would not fit in memory or on disk."""
+    if batch > MAX_PANELS:
+        raise NCAError(f"{batch} panels side by side are too many (at most {MAX_PANELS})")
+    cells = math.prod(shape)
+    check_memory(config.step_bytes(cells, batch) + FLOAT * config.channels * cells * batch,
+                 f"a run on a {'x'.join(map(str, shape))} grid", device)
+    if options.output is None:
+        return
+    if options.output.suffix.lower() == ".npy":
+        check_disk(options.output, options.frames * FLOAT * config.channels * cells * batch,
+                   f"{options.frames} raw states")
+        return
+    h, w = frame_size(shape[0], shape[1], batch, options.scale or default_scale(*shape[:2]), GAP)
+    if max(h, w) > MAX_FRAME_SIDE:
+        raise NCAError(f"frames of {w}x{h} pixels are too large to write (at most {MAX_FRAME_SIDE} a side): "
+                       "use a smaller --scale, grid or fewer panels")
 
 
 def canvas_shape(target: Target | None, grid: tuple[int, int] | None = None) -> tuple[int, int]:
@@ -90,6 +115,7 @@ def render_run(model: NCA, x: torch.Tensor, options: RenderOptions, angle: float
     before they are tiled; on_progress(k, steps) is called after each step. `angle` is one
     rotation, or one per sample: then each sample fires exactly as it would alone.
     """
+    check_run(model.config, tuple(x.shape[1:-1]), x.shape[0], options, x.device)
     generator: torch.Generator | list[torch.Generator] = torch.Generator(device=x.device).manual_seed(options.seed)
     if isinstance(angle, Sequence):
         generator = [torch.Generator(device=x.device).manual_seed(options.seed) for _ in angle]

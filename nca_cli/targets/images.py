@@ -24,6 +24,7 @@ NOTO_FONT_PATHS = (
 # Images without an alpha channel: pixels this close to white (max distance per channel, 0..255)
 # count as background and become transparent.
 WHITE_TOLERANCE = 16
+MAX_TARGET_SIZE = 1024  # cells, for --size and --pad: a 1024-cell picture is a very large NCA already
 
 
 def is_emoji_spec(spec: str) -> bool:
@@ -31,13 +32,39 @@ def is_emoji_spec(spec: str) -> bool:
     return not Path(spec).exists() and 0 < len(spec) <= 16 and all(ord(ch) > 127 for ch in spec)
 
 
+def _joins(ch: str) -> bool:
+    """Code points that attach to the one before them inside an emoji: ZWJ, variation selectors,
+    skin tones, tags and the keycap mark."""
+    c = ord(ch)
+    return c in (0x200D, 0xFE0E, 0xFE0F, 0x20E3) or 0x1F3FB <= c <= 0x1F3FF or 0xE0020 <= c <= 0xE007F
+
+
+def emoji_clusters(text: str) -> list[str]:
+    """Split a string of emoji into single emoji (ZWJ sequences, skin tones, flags and keycaps kept whole)."""
+    clusters: list[str] = []
+    for ch in text:
+        regional = 0x1F1E6 <= ord(ch) <= 0x1F1FF
+        joined = clusters and (_joins(ch) or clusters[-1].endswith("\u200d")
+                               or (regional and len(clusters[-1]) == 1 and 0x1F1E6 <= ord(clusters[-1]) <= 0x1F1FF))
+        if joined:
+            clusters[-1] += ch
+        else:
+            clusters.append(ch)
+    return clusters
+
+
 def load_target(spec: str, size: int = 40, pad: int = 16, keep_white: bool = False) -> Target:
     """Load `spec` (an image path or one emoji), fit it in a size x size box, pad by `pad` cells."""
-    if size < 4:
-        raise NCAError(f"target size must be at least 4 pixels, got {size}")
-    if pad < 0:
-        raise NCAError(f"padding must not be negative, got {pad}")
+    if not 4 <= size <= MAX_TARGET_SIZE:
+        raise NCAError(f"target size must be at least 4 pixels, got {size}" if size < 4 else
+                       f"target size must be at most {MAX_TARGET_SIZE} cells, got {size}")
+    if not 0 <= pad <= MAX_TARGET_SIZE:
+        raise NCAError(f"padding must not be negative, got {pad}" if pad < 0 else
+                       f"padding must be at most {MAX_TARGET_SIZE} cells, got {pad}")
     if is_emoji_spec(spec):
+        count = len(emoji_clusters(spec))
+        if count > 1:
+            raise NCAError(f"{spec} is {count} emoji; a target is one emoji or one image file")
         image, name = render_emoji(spec), spec
     else:
         image, name = read_image(spec, keep_white), Path(spec).name

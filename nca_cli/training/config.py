@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
-from ..errors import NCAError
+from ..errors import InvalidOption, NCAError
 
 MODES = ("grow", "persist", "regen")
+# Upper bounds far beyond real runs (the default is 3000 iterations of batch 4, pool 256, 96 steps).
+MAX_ITERATIONS, MAX_BATCH, MAX_POOL, MAX_ROLLOUT = 10_000_000, 4096, 1_000_000, 10_000
 
 
 @dataclass(frozen=True)
@@ -31,13 +34,22 @@ class TrainConfig:
             raise NCAError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.iterations < 1 or self.batch < 1:
             raise NCAError("iterations and batch must be positive")
+        for name, value, most in (("iterations", self.iterations, MAX_ITERATIONS), ("batch", self.batch, MAX_BATCH),
+                                  ("pool_size", self.pool_size, MAX_POOL), ("steps_max", self.steps_max, MAX_ROLLOUT)):
+            if value > most:
+                raise InvalidOption(name, f"must be at most {most:,}, got {value:,}")
+        if not (math.isfinite(self.lr) and self.lr > 0) or not (math.isfinite(self.lr_decay) and 0 < self.lr_decay <= 1):
+            raise NCAError(f"the learning rate must be a positive number and its decay in (0, 1], got "
+                           f"{self.lr:g} and {self.lr_decay:g}")
+        if self.lr_decay_at < 0:
+            raise InvalidOption("lr_decay_at", f"must not be negative, got {self.lr_decay_at}")
         if self.mode != "grow" and self.pool_size < self.batch:
             raise NCAError(f"pool size ({self.pool_size}) must be at least the batch ({self.batch})")
         if not 1 <= self.steps_min <= self.steps_max:
             raise NCAError(f"need 1 <= steps_min <= steps_max, got {self.steps_min}..{self.steps_max}")
         if self.mode == "regen" and not 0 <= self.damage_count < self.batch:
             raise NCAError(f"damage count must be below the batch size ({self.batch})")
-        if not 0.0 <= self.average < 1.0:
+        if not 0.0 <= self.average < 1.0:  # NaN fails this too
             raise NCAError(f"weight average decay must be in [0, 1), got {self.average}")
 
     def to_dict(self) -> dict:

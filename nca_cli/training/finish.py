@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import tempfile
 from pathlib import Path
 
 import torch
 
 from ..engine import render_rgb
+from ..errors import NCAError
 from ..formats.model_file import save_model
 from ..formats.plots import save_loss_curve, save_panels
 from ..growth.quality import GROW_STEPS, Quality, grow_from_seed, measure_quality
@@ -32,14 +34,35 @@ def save_interrupted(trainer: Trainer, output: str | Path, state_path: str | Pat
     save_model(output, trainer.result, trainer.target, trainer.summary("interrupted"))
 
 
+def plot_paths(output: str | Path) -> list[Path]:
+    """Where the loss curve and the preview of a model written to `output` go."""
+    output = Path(output)
+    return [output.with_name(output.stem + ".loss.png"), output.with_name(output.stem + ".preview.png")]
+
+
+def save_or_rescue(output: Path, trainer: Trainer, summary: dict) -> None:
+    """Write the model; if that fails (a full disk, a folder gone), write it to the temporary
+    folder instead and say where, so that the training time is not lost."""
+    try:
+        save_model(output, trainer.result, trainer.target, summary)
+    except NCAError as exc:
+        rescue = Path(tempfile.mkdtemp(prefix="nca-rescued-")) / output.name
+        try:
+            save_model(rescue, trainer.result, trainer.target, summary)
+        except NCAError:
+            raise exc from None
+        raise NCAError(f"{exc}; the trained model was saved to {rescue} instead") from None
+
+
 def finish_training(trainer: Trainer, output: str | Path, state_path: str | Path | None, stopped: str,
                     plots: bool = True) -> FinishedRun:
     """Score the trained model (grown and regrown losses), write it with the run's summary, remove
     the resume state (the run is complete), and optionally write the loss curve and a preview
-    beside it (<output>.loss.png, <output>.preview.png)."""
+    beside it (<output>.loss.png, <output>.preview.png). If the model cannot be written where asked,
+    it is rescued to the temporary folder (the NCAError says where) and the resume state is kept."""
     output = Path(output)
     quality = measure_quality(trainer.result, trainer.target, runs=QUALITY_RUNS)
-    save_model(output, trainer.result, trainer.target, {**trainer.summary(stopped), **quality.to_dict()})
+    save_or_rescue(output, trainer, {**trainer.summary(stopped), **quality.to_dict()})
     if state_path is not None and Path(state_path).exists():
         Path(state_path).unlink()
     written = write_training_plots(trainer, output) if plots else []
@@ -48,7 +71,7 @@ def finish_training(trainer: Trainer, output: str | Path, state_path: str | Path
 
 def write_training_plots(trainer: Trainer, output: Path) -> list[Path]:
     """The loss curve and the target beside a pattern grown from the seed."""
-    curve, preview = output.with_name(output.stem + ".loss.png"), output.with_name(output.stem + ".preview.png")
+    curve, preview = plot_paths(output)
     save_loss_curve(curve, trainer.losses)
     H, W = trainer.target.shape
     generator = torch.Generator(device=trainer.device).manual_seed(0)

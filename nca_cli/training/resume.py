@@ -9,16 +9,15 @@ model file (lizard.safetensors -> lizard.ckpt.safetensors), and removed when the
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 from .. import __version__
 from ..engine import NCAConfig
 from ..errors import NCAError
-from ..formats.atomic import atomic_output
-from ..formats.model_file import read_safetensors
+from ..formats.model_file import read_safetensors, write_safetensors
 from ..targets import Target
 from .config import TrainConfig
 from .trainer import Trainer
@@ -48,48 +47,99 @@ def save_state(trainer: Trainer, path: str | Path) -> None:
             "target": json.dumps(trainer.target.metadata()),
             "progress": json.dumps({"iteration": trainer.iteration, "elapsed": trainer.elapsed,
                                     "rollbacks": trainer.rollbacks, "decay_from": trainer.decay_from})}
-    with atomic_output(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    write_safetensors(path, tensors, meta)
 
 
 def load_state(path: str | Path, target: Target, device: str | torch.device = "cpu",
                iterations: int | None = None) -> Trainer:
-    """Rebuild a Trainer from a resume state; `target` must be the one it was trained on."""
+    """Rebuild a Trainer from a resume state; `target` must be the one it was trained on. The whole
+    state is checked (every tensor's presence, shape and type, every progress field) before any of
+    it is used: a damaged state is an NCAError, never a half-restored run."""
     tensors, meta = read_safetensors(path)
     if meta.get("format") != RESUME_FORMAT:
         raise NCAError(f"{path} is not an nca training checkpoint")
-    try:
-        model_config = NCAConfig.from_dict(json.loads(meta["model"]))
-        train_config = TrainConfig.from_dict(json.loads(meta["training"]))
-        stored_target = json.loads(meta["target"])
-        progress = json.loads(meta["progress"])
-    except (KeyError, ValueError, TypeError) as exc:
-        raise NCAError(f"{path} has invalid metadata: {exc}") from exc
+    model_config, train_config, stored_target, progress = _read_meta(path, meta)
     if stored_target.get("sha256") != target.sha256:
         raise NCAError(f"{path} was trained on another target ({stored_target.get('name')}, "
                        f"size {stored_target.get('size')}, pad {stored_target.get('pad')})")
     if iterations is not None:
         train_config = TrainConfig.from_dict({**train_config.to_dict(), "iterations": iterations})
     trainer = Trainer(model_config, train_config, target, device)
-    try:
-        trainer.model.load_state_dict(_unprefixed("model.", tensors))
-        # States from before weight averaging carry none: the average starts from the weights.
-        trainer.averaged.load_state_dict(_unprefixed("averaged.", tensors) or trainer.model.state_dict())
-        params = list(trainer.model.parameters())
-        for name, value in tensors.items():
-            if name.startswith("optim."):
-                _, i, key = name.split(".", 2)
-                trainer.optimizer.state[params[int(i)]][key] = value.to(trainer.device)
-        trainer.pool = tensors["pool"].to(trainer.device)
-        trainer.generator.set_state(tensors["rng"])
-    except (KeyError, RuntimeError, ValueError, IndexError) as exc:
-        raise NCAError(f"{path} is damaged or from an incompatible version: {exc}") from exc
+    _check_tensors(path, tensors, trainer, progress)
+    trainer.model.load_state_dict(_unprefixed("model.", tensors))
+    # States from before weight averaging carry none: the average starts from the weights.
+    trainer.averaged.load_state_dict(_unprefixed("averaged.", tensors) or trainer.model.state_dict())
+    params = list(trainer.model.parameters())
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, i, key = name.split(".", 2)
+            trainer.optimizer.state[params[int(i)]][key] = value.to(trainer.device)
+    trainer.pool = tensors["pool"].to(trainer.device)
+    trainer.generator.set_state(tensors["rng"])
     trainer.losses = tensors["losses"].tolist()
-    trainer.iteration = int(progress["iteration"])
-    trainer.elapsed = float(progress["elapsed"])
-    trainer.rollbacks = int(progress.get("rollbacks", 0))
-    trainer.decay_from = int(progress.get("decay_from", train_config.lr_decay_at))
+    trainer.iteration, trainer.elapsed = progress["iteration"], float(progress["elapsed"])
+    trainer.rollbacks = progress.get("rollbacks", 0)
+    trainer.decay_from = progress.get("decay_from", train_config.lr_decay_at)
     return trainer
+
+
+PROGRESS_FIELDS = {"iteration": int, "elapsed": (int, float), "rollbacks": int, "decay_from": int}
+
+
+def _read_meta(path, meta: dict) -> tuple[NCAConfig, TrainConfig, dict, dict]:
+    try:
+        model_config = NCAConfig.from_dict(json.loads(meta["model"]))
+        train_config = TrainConfig.from_dict(json.loads(meta["training"]))
+        stored_target = json.loads(meta["target"])
+        progress = json.loads(meta["progress"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise NCAError(f"{path} has invalid metadata: {exc}") from None
+    if not isinstance(stored_target, dict) or not isinstance(progress, dict):
+        raise NCAError(f"{path} has invalid metadata: target and progress must be JSON objects")
+    for name, kind in PROGRESS_FIELDS.items():
+        value = progress.get(name)
+        required = name in ("iteration", "elapsed")
+        if (value is None and required) or (value is not None and (not isinstance(value, kind) or
+                                                                   isinstance(value, bool) or value < 0)):
+            raise NCAError(f"{path} has invalid progress: {name} is {value!r}")
+    if not math.isfinite(progress["elapsed"]):
+        raise NCAError(f"{path} has invalid progress: elapsed is {progress['elapsed']!r}")
+    return model_config, train_config, stored_target, progress
+
+
+def _check_tensors(path, tensors: dict[str, torch.Tensor], trainer: Trainer, progress: dict) -> None:
+    """Every tensor a resume state needs, with the shape and type this run expects."""
+    expected = {**{f"model.{k}": v for k, v in trainer.model.state_dict().items()},
+                "pool": trainer.pool, "rng": trainer.generator.get_state()}
+    if any(k.startswith("averaged.") for k in tensors):
+        expected.update({f"averaged.{k}": v for k, v in trainer.averaged.state_dict().items()})
+    for name, like in expected.items():
+        t = tensors.get(name)
+        if t is None:
+            raise NCAError(f"{path} is damaged: the tensor {name} is missing")
+        if t.shape != like.shape or t.dtype != like.dtype:
+            raise NCAError(f"{path} is damaged: {name} is {t.dtype} {tuple(t.shape)}, expected {like.dtype} "
+                           f"{tuple(like.shape)}")
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise NCAError(f"{path} is damaged: {name} holds NaN or infinite values")
+    losses = tensors.get("losses")
+    if losses is None or losses.ndim != 1 or len(losses) != progress["iteration"]:
+        raise NCAError(f"{path} is damaged: its loss history does not match its {progress['iteration']} iterations")
+    params = list(trainer.model.parameters())
+    moments = {}
+    for name in tensors:
+        if name.startswith("optim."):
+            parts = name.split(".", 2)
+            moments.setdefault(parts[1], set()).add(parts[-1])
+    if moments and (set(moments) != {str(i) for i in range(len(params))} or
+                    any(keys != {"step", "exp_avg", "exp_avg_sq"} for keys in moments.values())):
+        raise NCAError(f"{path} is damaged: the optimiser's state is incomplete")
+    for name, t in tensors.items():
+        if name.startswith("optim."):
+            parts = name.split(".", 2)
+            if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) >= len(params) or \
+                    (parts[2] != "step" and t.shape != params[int(parts[1])].shape):
+                raise NCAError(f"{path} is damaged: optimiser tensor {name} does not fit the model")
 
 
 def _prefixed(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:

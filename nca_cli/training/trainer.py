@@ -19,9 +19,18 @@ from typing import Callable
 import torch
 
 from ..engine import NCA, NCAConfig, alive_mask, rgba_loss, seed_state
+from ..engine.config import FLOAT
 from ..growth.damage import apply_damage, random_body_wounds
+from ..runtime.limits import check_memory
 from ..targets import Target
 from .config import TrainConfig
+
+
+def training_bytes(model: NCAConfig, recipe: TrainConfig, shape: tuple[int, ...]) -> int:
+    """Memory (bytes) a training run needs at worst: the pool and a rollout kept for backward."""
+    cells = math.prod(shape)
+    pool = (recipe.pool_size if recipe.mode != "grow" else 0) * cells * model.channels * FLOAT
+    return pool + model.rollout_bytes(cells, recipe.batch, recipe.steps_max)
 
 
 class Trainer:
@@ -32,6 +41,9 @@ class Trainer:
         self.config = train_config
         self.target = target
         self.device = torch.device(device)
+        check_memory(training_bytes(model_config, train_config, target.shape),
+                     f"training on a {target.shape[0]}x{target.shape[1]} grid (batch {train_config.batch}, "
+                     f"pool {train_config.pool_size}, rollouts up to {train_config.steps_max} steps)", self.device)
         self.target_rgba = target.rgba.to(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(train_config.seed)
         torch.manual_seed(train_config.seed)  # the model's initial weights
