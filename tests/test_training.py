@@ -187,3 +187,24 @@ def test_expected_iterations_follow_the_time_budget(disc_target):
     assert trainer.expected_iterations(60.0) == 100 and trainer.expected_iterations(None) == 100
     trainer.elapsed = 12.0  # over the budget: it ends now
     assert trainer.expected_iterations(10.0) == 20
+
+
+def test_a_run_can_change_its_target_and_recipe_between_iterations(disc_target):
+    trainer = make_trainer(disc_target, iterations=4)
+    trainer.iterate()
+    other = load_target("🦎", size=12, pad=4)  # the same 20x20 grid: the pool is kept
+    pool = trainer.pool.clone()
+    trainer.set_target(other)
+    assert torch.equal(trainer.pool, pool) and torch.equal(trainer.target_rgba, other.rgba)
+    trainer.reconfigure(lr=1e-3, damage_count=2, steps_min=4, steps_max=6)
+    assert trainer.config.lr == 1e-3 and trainer.config.learning_rate(trainer.iteration) == 1e-3
+    trainer.iterate()
+    assert trainer.iteration == 2 and len(trainer.losses) == 2
+    bigger = load_target("🦎", size=16, pad=4)  # another grid: the pool restarts from seeds
+    trainer.set_target(bigger)
+    assert trainer.pool.shape[1:3] == (24, 24) and torch.equal(trainer.pool[0], trainer.seed[0])
+    trainer.iterate()
+    with pytest.raises(NCAError, match="pool_size cannot change during a run"):
+        trainer.reconfigure(pool_size=16)
+    with pytest.raises(NCAError, match="damage count must be below the batch size"):
+        trainer.reconfigure(damage_count=9)

@@ -211,6 +211,6 @@ def damage_sweep(model, device, grid, radii, spacing, seeds, recover_steps, tole
     with atomic_output(json_path) as tmp:
         tmp.write_text(json.dumps(result.to_dict(), indent=1))
     generator = torch.Generator(device=loaded.device).manual_seed(0)
-    grown = grow_from_seed(loaded.model, H, W, result.grow_steps, generator=generator)
+    grown = grow_from_seed(loaded.model, H, W, steps=result.grow_steps, generator=generator)
     save_sweep_plot(plot, result.by_radius(), result.by_position(), render_rgb(grown[0]).cpu().numpy())
     out.print(f"Wrote {json_path} and {plot} ({len(result.trials)} trials)")

@@ -9,6 +9,7 @@ from ..errors import NCAError
 
 PADDINGS = ("zero", "wrap")
 PERCEPTIONS = ("sobel", "learned")
+AXES = ("x", "y", "z")  # 3D grids (D, H, W): z runs along D ("up"), y along H, x along W
 MAX_CHANNELS, MAX_HIDDEN, MAX_BANDS = 1024, 16384, 64  # far above published models (16 and 128)
 FLOAT = 4  # bytes per float32
 
@@ -30,8 +31,14 @@ class NCAConfig:
     # Cells die where no neighbour's alpha (channel 3) is above alive_threshold; off for tasks whose
     # states are not pictures (rules, video), where every cell lives.
     alive_masking: bool = True
+    dims: int = 2  # spatial dimensions: 2 (pictures, (H, W)) or 3 (voxel bodies, (D, H, W))
+    axis: str = "z"  # 3D: the axis that perception turns about by `angle`
 
     def __post_init__(self):
+        if self.dims not in (2, 3):
+            raise NCAError(f"dims must be 2 or 3, got {self.dims}")
+        if self.axis not in AXES:
+            raise NCAError(f"axis must be one of {', '.join(AXES)}, got {self.axis!r}")
         if self.alive_masking and self.channels < 4:
             raise NCAError(f"channels must be at least 4 (RGBA), got {self.channels}")
         if not 1 <= self.channels <= MAX_CHANNELS:
@@ -51,11 +58,6 @@ class NCAConfig:
             raise NCAError(f"fire_rate must be in (0, 1], got {self.fire_rate}")
         if self.padding not in PADDINGS:
             raise NCAError(f"padding must be one of {', '.join(PADDINGS)}, got {self.padding!r}")
-
-    @property
-    def dims(self) -> int:
-        """Spatial dimensions of the grid the model runs on."""
-        return 2
 
     @property
     def bands(self) -> int:

@@ -1,9 +1,9 @@
 """The dense formulation of a step: every cell computed with convolutions, channels-first.
 
 This is the plain way to write a Growing-NCA step in PyTorch (per-channel perception filters as one
-convolution through a reshape, two 1x1 convolutions, every cell computed). It is what the ONNX
-export runs (the sparse engine's gathers do not export) and what `nca bench` times the engine
-against. Both share the weights of an NCA module.
+convolution through a reshape, two 1x1 convolutions, every cell computed), for 2D and 3D grids. It
+is what the ONNX export runs (the sparse engine's gathers do not export) and what `nca bench` times
+the engine against. It shares the weights of an NCA module.
 """
 
 from __future__ import annotations
@@ -13,46 +13,54 @@ import torch.nn.functional as F
 from torch import nn
 
 from .nca import NCA
-
-
-def sobel_kernels(angle: torch.Tensor) -> torch.Tensor:
-    """Identity and Sobel x, y turned by `angle` radians (a tensor, so it can be a graph input). -> (3, 3, 3)"""
-    sobel_x = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=angle.device) / 8.0
-    identity = torch.zeros(3, 3, device=angle.device)
-    identity[1, 1] = 1.0
-    c, s = torch.cos(angle), torch.sin(angle)
-    return torch.stack([identity, c * sobel_x - s * sobel_x.T, s * sobel_x + c * sobel_x.T])
+from .perception import sobel_bank
 
 
 class DenseStep(nn.Module):
-    """One CA step over every cell of a channels-first state (B, C, H, W), with the NCA's weights."""
+    """One CA step over every cell of a channels-first state (B, C, *S), with the NCA's weights."""
 
     def __init__(self, model: NCA):
         super().__init__()
         self.model = model
+        dims = model.config.dims
+        self.conv = F.conv2d if dims == 2 else F.conv3d
+        self.max_pool = F.max_pool2d if dims == 2 else F.max_pool3d
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
-        """Pad H and W of (B, K, H, W) by one cell as the model's edges say (written with cat so it exports)."""
+        """Pad the spatial dims of (B, K, *S) by one cell as the model's edges say (cat: it exports)."""
         if self.model.config.padding == "wrap":
-            x = torch.cat([x[:, :, -1:], x, x[:, :, :1]], dim=2)
-            return torch.cat([x[:, :, :, -1:], x, x[:, :, :, :1]], dim=3)
-        return F.pad(x, (1, 1, 1, 1))
+            for dim in range(2, x.ndim):
+                n = x.shape[dim]
+                x = torch.cat([x.narrow(dim, n - 1, 1), x, x.narrow(dim, 0, 1)], dim=dim)
+            return x
+        return F.pad(x, (1, 1) * (x.ndim - 2))
 
     def alive(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, 1, H, W) bool: the 3x3 max of alpha above the threshold."""
-        return F.max_pool2d(self.pad(x[:, 3:4]), 3, stride=1) > self.model.config.alive_threshold
+        """(B, C, *S) -> (B, 1, *S) bool: the neighbourhood max of alpha above the threshold."""
+        return self.max_pool(self.pad(x[:, 3:4]), 3, stride=1) > self.model.config.alive_threshold
+
+    def kernels(self, angle: torch.Tensor) -> torch.Tensor:
+        """The perception kernels as convolution weights (bands, 1, 3, 3[, 3])."""
+        cfg = self.model.config
+        if cfg.perception == "learned":
+            bank = self.model.perception_weight.reshape(cfg.bands, *(3,) * cfg.dims)
+        else:
+            bank = sobel_bank(cfg.dims, torch.cos(angle), torch.sin(angle), cfg.axis, angle.device)
+        return bank[:, None]
 
     def forward(self, x: torch.Tensor, fire: torch.Tensor, angle: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (B, C, H, W); fire: (B, H, W), 1 (or True) where a cell updates; angle: radians () or None."""
-        B, C, H, W = x.shape
-        m = self.model
+        """x: (B, C, *S); fire: (B, *S), 1 (or True) where a cell updates; angle: radians () or None."""
+        B, C, *S = x.shape
+        m, cfg = self.model, self.model.config
         angle = torch.zeros((), device=x.device) if angle is None else angle
-        kernels = sobel_kernels(angle)[:, None]  # (3, 1, 3, 3)
+        ones = (1,) * cfg.dims
+        # Every channel filtered by every kernel, then reordered band-major (all ids, all x, ...).
+        y = self.conv(self.pad(x).reshape(B * C, 1, *(n + 2 for n in S)), self.kernels(angle))
+        y = y.reshape(B, C, cfg.bands, *S).transpose(1, 2).reshape(B, cfg.bands * C, *S)
+        hidden = F.relu(self.conv(y, m.w1.weight.reshape(*m.w1.weight.shape, *ones), m.w1.bias))
+        update = self.conv(hidden, m.w2.weight.reshape(*m.w2.weight.shape, *ones), m.w2.bias)
+        if not cfg.alive_masking:
+            return x + update * fire[:, None].to(x.dtype)
         pre = self.alive(x)
-        # Every channel filtered by all three kernels, then reordered band-major (ids, x, y).
-        y = F.conv2d(self.pad(x).reshape(-1, 1, H + 2, W + 2), kernels)
-        y = y.reshape(B, C, 3, H, W).transpose(1, 2).reshape(B, 3 * C, H, W)
-        hidden = F.relu(F.conv2d(y, m.w1.weight[:, :, None, None], m.w1.bias))
-        update = F.conv2d(hidden, m.w2.weight[:, :, None, None], m.w2.bias)
         x = x + update * fire[:, None].to(x.dtype)
         return x * (pre & self.alive(x)).to(x.dtype)

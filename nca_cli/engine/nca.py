@@ -40,7 +40,7 @@ class NCA(nn.Module):
         if config.perception == "learned":
             # (bands, taps): the first kernel starts as the identity (the cell's own state), the
             # others small and random, so that the untrained rule already sees its neighbours.
-            taps = 3 ** config.dims
+            taps = config.taps
             kernels = torch.randn(config.bands, taps) * (1.0 / taps) ** 0.5
             kernels[0] = 0.0
             kernels[0, taps // 2] = 1.0
@@ -116,9 +116,10 @@ class NCA(nn.Module):
     def perception_matrix(self, angle: float | None, device: torch.device) -> torch.Tensor:
         """The perception kernels as a (bands, taps) matrix: the learned ones, or Sobel turned by
         `angle` degrees (default: the config's)."""
-        if self.config.perception == "learned":
+        cfg = self.config
+        if cfg.perception == "learned":
             return self.perception_weight
-        return tap_kernels(self.config.angle if angle is None else angle, device)
+        return tap_kernels(cfg.angle if angle is None else angle, device, cfg.dims, cfg.axis)
 
     def rollout(self, x: torch.Tensor, steps: int, angle: float | Sequence[float] | None = None,
                 generator: torch.Generator | Sequence[torch.Generator] | None = None,

@@ -170,7 +170,7 @@ def load_model(spec: str | Path | None = None, device: str | torch.device = "cpu
             tensors[name] = tensors[name].float() * scale[:, None].float()
     _check_weights(path, tensors, model)
     model.load_state_dict({name: tensors[name] for name in model.state_dict()})
-    target = _stored_target(path, tensors.get("target"), target_info)
+    target = _stored_target(path, tensors.get("target"), target_info, config.dims)
     return LoadedModel(model=model.to(device).eval(), target=target, training=training, source=str(path),
                        kind=kind, task=task)
 
@@ -188,11 +188,12 @@ def _check_weights(path: Path, tensors: dict[str, torch.Tensor], model: NCA) -> 
             raise NCAError(f"{path}: tensor {name} holds NaN or infinite values")
 
 
-def _stored_target(path: Path, rgba: torch.Tensor | None, info: dict | None) -> Target | None:
+def _stored_target(path: Path, rgba: torch.Tensor | None, info: dict | None, dims: int) -> Target | None:
     if rgba is None or info is None:
         return None
-    if rgba.ndim != 3 or rgba.shape[-1] != 4 or min(rgba.shape[:2]) < 3:
-        raise NCAError(f"{path}: the stored target has shape {tuple(rgba.shape)}, expected (H, W, 4), H and W >= 3")
+    if rgba.ndim != dims + 1 or rgba.shape[-1] != 4 or min(rgba.shape[:-1]) < 3:
+        expected = "(H, W, 4)" if dims == 2 else "(D, H, W, 4)"
+        raise NCAError(f"{path}: the stored target has shape {tuple(rgba.shape)}, expected {expected}, sides >= 3")
     if rgba.dtype not in (torch.uint8, torch.float32):
         raise NCAError(f"{path}: the stored target is {rgba.dtype}, expected uint8 or float32")
     rgba = rgba.float() / 255.0 if rgba.dtype == torch.uint8 else rgba.float()

@@ -1,4 +1,4 @@
-"""Damage: which cells to kill. Masks are (B, H, W) bool, True = killed.
+"""Damage: which cells to kill. Masks are (B, *S) bool, True = killed (S: (H, W), or (D, H, W)).
 
 Shapes: a disc, a rectangle, half of the pattern cut away, random noise, or a mask picture.
 Positions are in cells, or in percent of the living pattern's bounding box ("50%,30%").
@@ -20,35 +20,42 @@ SIDES = ("left", "right", "top", "bottom")
 TRAINING_WOUND_RADIUS = (0.05, 0.20)
 
 
+def ball_mask(shape: tuple[int, ...], centres: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """Balls (discs on a 2D grid) of the given centres and radii, in cells, on a grid of `shape`.
+    centres: (B, dims), radius: (B,) -> (B, *shape) bool."""
+    dist2 = torch.zeros(len(radius), *shape, device=radius.device)
+    for k, n in enumerate(shape):
+        along = torch.arange(n, dtype=torch.float32, device=radius.device)
+        view = [-1 if j == k else 1 for j in range(len(shape))]
+        dist2 = dist2 + (along.view(1, *view) - centres[:, k].view(-1, *[1] * len(shape))).square()
+    return dist2 < radius.view(-1, *[1] * len(shape)).square()
+
+
 def circle_mask(height: int, width: int, cy: torch.Tensor, cx: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
     """Discs of the given centres and radii, in cells. cy, cx, radius: (B,) -> (B, H, W) bool."""
-    yy = torch.arange(height, dtype=torch.float32, device=cy.device).view(1, -1, 1)
-    xx = torch.arange(width, dtype=torch.float32, device=cy.device).view(1, 1, -1)
-    dist2 = (yy - cy.view(-1, 1, 1)).square() + (xx - cx.view(-1, 1, 1)).square()
-    return dist2 < radius.view(-1, 1, 1).square()
+    return ball_mask((height, width), torch.stack([cy, cx], dim=1), radius)
 
 
 def random_body_wounds(x: torch.Tensor, threshold: float = 0.1,
                        generator: torch.Generator | None = None) -> torch.Tensor:
-    """Training damage: one disc per pattern of x (n, H, W, C), radius 5%-20% of the grid's width as
-    in the article, but centred on a random living cell (alpha > threshold) rather than anywhere in
-    the middle of the grid, so that no wound misses the pattern. (A pattern with no living cell
-    gets the article's.) Returns (n, H, W) bool.
+    """Training damage: one disc (a ball on a 3D grid) per pattern of x (n, *S, C), radius 5%-20% of
+    the grid's width as in the article, but centred on a random living cell (alpha > threshold)
+    rather than anywhere in the middle of the grid, so that no wound misses the pattern. (A pattern
+    with no living cell gets the article's.) Returns (n, *S) bool.
     """
-    n, H, W = x.shape[:3]
-    u = torch.rand(3, n, generator=generator, device=x.device)
-    cy, cx = (u[0] * 0.5 + 0.25) * H, (u[1] * 0.5 + 0.25) * W
+    n, shape = x.shape[0], tuple(x.shape[1:-1])
+    u = torch.rand(len(shape) + 1, n, generator=generator, device=x.device)
+    centres = torch.stack([(u[k] * 0.5 + 0.25) * size for k, size in enumerate(shape)], dim=1)
     for i in range(n):
         living = (x[i, ..., 3] > threshold).nonzero()
         if len(living):
-            pick = living[int(u[0, i] * len(living)) % len(living)]
-            cy[i], cx[i] = float(pick[0]), float(pick[1])
+            centres[i] = living[int(u[0, i] * len(living)) % len(living)].float()
     low, high = TRAINING_WOUND_RADIUS
-    return circle_mask(H, W, cy, cx, (u[2] * (high - low) + low) * W)
+    return ball_mask(shape, centres, (u[-1] * (high - low) + low) * shape[-1])
 
 
 def apply_damage(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Zero every channel of the masked cells. x: (B, H, W, C), mask: (B, H, W) or (H, W) bool."""
+    """Zero every channel of the masked cells. x: (B, *S, C), mask: (B, *S) or (*S) bool."""
     return x * (~mask).unsqueeze(-1).to(x.dtype)
 
 
@@ -61,20 +68,20 @@ def living_box(x: torch.Tensor, threshold: float = 0.1) -> tuple[float, float, f
     return top, left, bottom, right
 
 
-def body_point(alpha: torch.Tensor) -> tuple[float, float]:
-    """A point on the pattern of an (H, W) alpha map: the most opaque-enough cell nearest its centroid."""
-    rows = torch.arange(alpha.shape[0], dtype=torch.float32, device=alpha.device)[:, None]
-    cols = torch.arange(alpha.shape[1], dtype=torch.float32, device=alpha.device)[None, :]
+def body_point(alpha: torch.Tensor) -> tuple[float, ...]:
+    """A point on the pattern of an alpha map (*S): the opaque (alpha > 0.5) cell nearest its centroid."""
     weights = alpha.clamp(0, 1)
     total = weights.sum()
     if total <= 0:
-        return (alpha.shape[0] - 1) / 2, (alpha.shape[1] - 1) / 2
-    cy, cx = (weights * rows).sum() / total, (weights * cols).sum() / total
+        return tuple((n - 1) / 2 for n in alpha.shape)
+    coords = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=torch.float32, device=alpha.device)
+                                          for n in alpha.shape], indexing="ij"), dim=-1)  # (*S, dims)
+    centroid = (weights[..., None] * coords).reshape(-1, alpha.ndim).sum(0) / total
     solid = (alpha > 0.5).nonzero().float()
     if len(solid) == 0:
-        return float(cy), float(cx)
-    nearest = solid[((solid - torch.stack([cy, cx])) ** 2).sum(1).argmin()]
-    return float(nearest[0]), float(nearest[1])
+        return tuple(float(c) for c in centroid)
+    nearest = solid[((solid - centroid) ** 2).sum(1).argmin()]
+    return tuple(float(c) for c in nearest)
 
 
 def parse_position(text: str) -> tuple[str, str]:

@@ -195,7 +195,7 @@ def sweep(model: NCA, target: torch.Tensor | None, grid: tuple[int, int], radii:
     check_memory(FLOAT * model.config.channels * H * W * seeds + model.config.step_bytes(H * W, max(batch, seeds)),
                  f"a sweep of {seeds} patterns on a {H}x{W} grid", device)
     generator = torch.Generator(device=device).manual_seed(0)
-    grown = grow_from_seed(model, H, W, grow_steps, batch=seeds, generator=generator)
+    grown = grow_from_seed(model, H, W, steps=grow_steps, batch=seeds, generator=generator)
     plan = [(r, pos, s) for s in range(seeds) for pos in body_positions(grown[s], spacing) for r in radii]
     result = SweepResult(tolerance=tolerance, grow_steps=grow_steps, recover_steps=recover_steps, grid=(H, W))
     for start in range(0, len(plan), batch):

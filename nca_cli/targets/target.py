@@ -10,7 +10,8 @@ import torch
 
 @dataclass
 class Target:
-    """A target pattern. rgba: (H, W, 4) float32 premultiplied, already padded."""
+    """A target pattern. rgba: (*S, 4) float32 premultiplied, already padded; S is (H, W) for a
+    picture, (D, H, W) for a voxel body (D up)."""
 
     name: str
     rgba: torch.Tensor
@@ -22,8 +23,13 @@ class Target:
         return hashlib.sha256(self.rgba.contiguous().numpy().tobytes()).hexdigest()
 
     @property
-    def shape(self) -> tuple[int, int]:
-        return tuple(self.rgba.shape[:2])
+    def shape(self) -> tuple[int, ...]:
+        """The grid's spatial shape: (H, W) or (D, H, W)."""
+        return tuple(self.rgba.shape[:-1])
+
+    @property
+    def dims(self) -> int:
+        return self.rgba.ndim - 1
 
     def metadata(self) -> dict:
         """What model files and resume states record of the target (the tensor is stored beside it)."""

@@ -73,9 +73,8 @@ def write_training_plots(trainer: Trainer, output: Path) -> list[Path]:
     """The loss curve and the target beside a pattern grown from the seed."""
     curve, preview = plot_paths(output)
     save_loss_curve(curve, trainer.losses)
-    H, W = trainer.target.shape
     generator = torch.Generator(device=trainer.device).manual_seed(0)
-    grown = grow_from_seed(trainer.result, H, W, GROW_STEPS, generator=generator)
+    grown = grow_from_seed(trainer.result, *trainer.target.shape, steps=GROW_STEPS, generator=generator)
     panels = [render_rgb(trainer.target.rgba).numpy(), render_rgb(grown[0]).cpu().numpy()]
     save_panels(preview, panels, ["target", f"grown, {GROW_STEPS} steps"])
     return [curve, preview]

@@ -21,6 +21,7 @@ import torch
 from ..engine import NCA, NCAConfig, alive_mask, rgba_loss, seed_state
 from ..engine.config import FLOAT
 from ..growth.damage import apply_damage, random_body_wounds
+from ..errors import NCAError
 from ..runtime.limits import check_memory
 from ..targets import Target
 from .config import TrainConfig
@@ -41,8 +42,10 @@ class Trainer:
         self.config = train_config
         self.target = target
         self.device = torch.device(device)
+        if target.dims != model_config.dims:
+            raise NCAError(f"a {model_config.dims}D model cannot be trained on a {target.dims}D target")
         check_memory(training_bytes(model_config, train_config, target.shape),
-                     f"training on a {target.shape[0]}x{target.shape[1]} grid (batch {train_config.batch}, "
+                     f"training on a {'x'.join(map(str, target.shape))} grid (batch {train_config.batch}, "
                      f"pool {train_config.pool_size}, rollouts up to {train_config.steps_max} steps)", self.device)
         self.target_rgba = target.rgba.to(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(train_config.seed)
@@ -53,10 +56,9 @@ class Trainer:
         self.averaged = NCA(model_config).to(self.device).requires_grad_(False)
         self.averaged.load_state_dict(self.model.state_dict())
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr)
-        H, W = target.shape
-        self.seed = seed_state(model_config, H, W, device=self.device)  # (1, H, W, C)
+        self.seed = seed_state(model_config, *target.shape, device=self.device)  # (1, *S, C)
         pool = train_config.pool_size if train_config.mode != "grow" else 0
-        self.pool = self.seed.repeat(pool, 1, 1, 1)
+        self.pool = self.seed.expand(pool, *self.seed.shape[1:]).clone()
         self.iteration = 0
         self.elapsed = 0.0  # seconds of training, summed over resumed sessions
         self.losses: list[float] = []
@@ -71,7 +73,7 @@ class Trainer:
         """Pick the batch's starting states. Returns (pool indices or None, states (B, H, W, C))."""
         cfg, g = self.config, self.generator
         if cfg.mode == "grow":
-            return None, self.seed.repeat(cfg.batch, 1, 1, 1)
+            return None, self.seed.expand(cfg.batch, *self.seed.shape[1:]).clone()
         idx = torch.randperm(cfg.pool_size, generator=g, device=self.device)[: cfg.batch]
         x = self.pool[idx]
         order = rgba_loss(x, self.target_rgba).argsort(descending=True)
@@ -181,15 +183,46 @@ class Trainer:
                 if self.elapsed >= self.config.decay_fraction * time_budget:
                     self.decay_from = min(self.decay_from, self.iteration)
             start = time.perf_counter()
-            loss = self.train_step()
-            self.iteration += 1
-            self.losses.append(loss)
+            loss = self.iterate()
             if on_iteration is not None:
                 on_iteration(self, loss)
             if checkpoint is not None and checkpoint_every and self.iteration % checkpoint_every == 0:
                 checkpoint(self)
             self.elapsed += time.perf_counter() - start  # wall time, checkpoint writes included
         return "done"
+
+    def iterate(self) -> float:
+        """One training iteration, counted and recorded (the loop's body; a caller that runs its own
+        loop, such as the studio, calls this and adds the time it spends to `elapsed`)."""
+        loss = self.train_step()
+        self.iteration += 1
+        self.losses.append(loss)
+        return loss
+
+    # -- changing a run while it goes ----------------------------------------------------------
+
+    def set_target(self, target: Target) -> None:
+        """Train towards another target from the next iteration on. The pool is kept when the grid
+        keeps its shape (its patterns then turn into the new picture), else it restarts from seeds."""
+        if target.dims != self.model.config.dims:
+            raise NCAError(f"a {self.model.config.dims}D model cannot be trained on a {target.dims}D target")
+        if target.shape != self.target.shape:
+            check_memory(training_bytes(self.model.config, self.config, target.shape),
+                         f"training on a {'x'.join(map(str, target.shape))} grid", self.device)
+            self.seed = seed_state(self.model.config, *target.shape, device=self.device)
+            self.pool = self.seed.expand(len(self.pool), *self.seed.shape[1:]).clone()
+        self.target, self.target_rgba = target, target.rgba.to(self.device)
+
+    def reconfigure(self, **changes) -> None:
+        """Change the recipe from the next iteration on (e.g. lr, damage_count, steps_min, steps_max,
+        batch, mode), checked as a new TrainConfig. The pool's size and the seed cannot change."""
+        fixed = {"pool_size", "seed"} & set(changes)
+        if fixed:
+            raise NCAError(f"{', '.join(sorted(fixed))} cannot change during a run")
+        config = TrainConfig.from_dict({**self.config.to_dict(), **changes})
+        if config.mode != "grow" and len(self.pool) < config.pool_size:
+            self.pool = self.seed.expand(config.pool_size, *self.seed.shape[1:]).clone()
+        self.config = config
 
     def expected_iterations(self, time_budget: float | None) -> int:
         """Where the run will end: at `iterations`, or earlier where the time budget runs out first
