@@ -48,8 +48,10 @@ class DenseStep(nn.Module):
             bank = sobel_bank(cfg.dims, torch.cos(angle), torch.sin(angle), cfg.axis, angle.device)
         return bank[:, None]
 
-    def forward(self, x: torch.Tensor, fire: torch.Tensor, angle: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (B, C, *S); fire: (B, *S), 1 (or True) where a cell updates; angle: radians () or None."""
+    def forward(self, x: torch.Tensor, fire: torch.Tensor, angle: torch.Tensor | None = None,
+                goal: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, C, *S); fire: (B, *S), 1 (or True) where a cell updates; angle: radians () or None;
+        goal (conditional models): (B, *S) goal numbers."""
         B, C, *S = x.shape
         m, cfg = self.model, self.model.config
         angle = torch.zeros((), device=x.device) if angle is None else angle
@@ -57,7 +59,10 @@ class DenseStep(nn.Module):
         # Every channel filtered by every kernel, then reordered band-major (all ids, all x, ...).
         y = self.conv(self.pad(x).reshape(B * C, 1, *(n + 2 for n in S)), self.kernels(angle))
         y = y.reshape(B, C, cfg.bands, *S).transpose(1, 2).reshape(B, cfg.bands * C, *S)
-        hidden = F.relu(self.conv(y, m.w1.weight.reshape(*m.w1.weight.shape, *ones), m.w1.bias))
+        hidden = self.conv(y, m.w1.weight.reshape(*m.w1.weight.shape, *ones), m.w1.bias)
+        if cfg.goals:
+            hidden = hidden + m.goal_embedding(goal.long()).movedim(-1, 1)  # (B, hidden, *S)
+        hidden = F.relu(hidden)
         update = self.conv(hidden, m.w2.weight.reshape(*m.w2.weight.shape, *ones), m.w2.bias)
         if not cfg.alive_masking:
             return x + update * fire[:, None].to(x.dtype)

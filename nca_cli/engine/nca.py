@@ -20,12 +20,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import NCAError
 from .config import NCAConfig
 from .grid import alive_mask, crop, flat_taps, living_box, neighbourhood_max, pad_grid, spatial, uncrop
 from .perception import tap_kernels
 
 # on_step(k, x) sees the state after k steps (k = 0 .. steps) and may return a replacement for it.
 StepHook = Callable[[int, torch.Tensor], "torch.Tensor | None"]
+# A conditional model's goals for a rollout: fixed (B,) or (B, *S), a function of the step, or None.
+GoalSchedule = "torch.Tensor | Callable[[int], torch.Tensor] | None"
+
+
+def _sample_goal(goal: torch.Tensor, i: int) -> torch.Tensor:
+    """Sample i's goal, kept as a batch of one: (1,) or (1, *S)."""
+    goal = torch.as_tensor(goal)
+    return goal[i : i + 1] if goal.ndim else goal.view(1)
+
+
+def _active_goals(goal: torch.Tensor | None, active: torch.Tensor) -> torch.Tensor | None:
+    """The goals of the cells at flat indices `active` of the padded grid, from a goal map (B, *S)."""
+    if goal is None:
+        return None
+    return F.pad(goal, (1, 1) * (goal.ndim - 1)).reshape(-1)[active]
 
 
 class NCA(nn.Module):
@@ -50,48 +66,76 @@ class NCA(nn.Module):
         # A zero last layer makes the untrained rule "do nothing": training starts from stability.
         nn.init.zeros_(self.w2.weight)
         nn.init.zeros_(self.w2.bias)
+        if config.goals:
+            # Conditional models: a learned vector per goal, added to the hidden layer of every cell
+            # that senses that goal (a per-sample goal, or a goal map that may differ by region).
+            self.goal_embedding = nn.Embedding(config.goals, hidden)
 
-    def update(self, perception: torch.Tensor) -> torch.Tensor:
-        """Per-cell residual update from perception: (..., bands*C) -> (..., C)."""
-        return self.w2(torch.relu_(self.w1(perception)))  # in place: the first layer's output is not kept
+    def update(self, perception: torch.Tensor, goal: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-cell residual update from perception (N, bands*C) and, for a conditional model, each
+        cell's goal (N,) long. -> (N, C)"""
+        hidden = self.w1(perception)
+        if goal is not None:
+            hidden = hidden + self.goal_embedding(goal)
+        return self.w2(torch.relu_(hidden))  # in place: the first layer's output is not kept
+
+    def goal_map(self, goal: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
+        """A conditional model's goal as a per-cell map (B, *S) long: given per sample (B,) or per
+        cell (B, *S). None for an unconditional model."""
+        if not self.config.goals:
+            return None
+        if goal is None:
+            raise NCAError("a conditional model needs a goal for every sample")
+        goal = torch.as_tensor(goal, device=x.device).long()
+        if goal.ndim == 1:
+            goal = goal.view(-1, *[1] * (x.ndim - 2)).expand(x.shape[:-1])
+        if goal.shape != x.shape[:-1] or goal.min() < 0 or goal.max() >= self.config.goals:
+            raise NCAError(f"goals must be numbers from 0 to {self.config.goals - 1}, one per sample or per cell")
+        return goal
 
     def step(self, x: torch.Tensor, fire: torch.Tensor | None = None, angle: float | None = None,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, goal: torch.Tensor | None = None) -> torch.Tensor:
         """One stochastic update of every cell. x: (B, *S, C); fire: (B, *S) bool or None.
 
         `angle` is the perception rotation in degrees (default: the config's). Without `fire`,
-        cells fire with probability fire_rate drawn from `generator`.
+        cells fire with probability fire_rate drawn from `generator`. `goal` (conditional models
+        only): (B,) or (B, *S) goal numbers.
         """
         cfg = self.config
         if fire is None:
             fire = torch.rand(x.shape[:-1], generator=generator, device=x.device) < cfg.fire_rate
+        goal = self.goal_map(goal, x)
         if not cfg.alive_masking:
-            return self._step_all(x, fire, angle)
+            return self._step_all(x, fire, angle, goal)
         pre = alive_mask(x, cfg.alive_threshold, cfg.padding)
         # Every cell outside the living region ends the step at zero, so the work is done on the
         # living region's bounding box plus one cell of neighbours, and the result zero-padded back.
         box = living_box(pre, cfg.padding)
         if box is None:
-            return self._step_region(x, pre, fire, angle, cfg.padding)
-        region = self._step_region(crop(x, box), crop(pre, box), crop(fire, box), angle, "zero")
+            return self._step_region(x, pre, fire, angle, cfg.padding, goal)
+        region = self._step_region(crop(x, box), crop(pre, box), crop(fire, box), angle, "zero",
+                                   None if goal is None else crop(goal, box))
         return uncrop(region, box, tuple(x.shape[1:-1]))
 
-    def _step_all(self, x: torch.Tensor, fire: torch.Tensor, angle: float | None) -> torch.Tensor:
+    def _step_all(self, x: torch.Tensor, fire: torch.Tensor, angle: float | None,
+                  goal: torch.Tensor | None) -> torch.Tensor:
         """A step without alive masking: every cell lives, those that fire update."""
         C = x.shape[-1]
         xp = pad_grid(x, self.config.padding)
         active = F.pad(fire, (1, 1) * (x.ndim - 2)).reshape(-1).nonzero().squeeze(1)
-        update = self._update_cells(xp.reshape(-1, C), active, tuple(xp.shape[1:-1]), angle)
+        update = self._update_cells(xp.reshape(-1, C), active, tuple(xp.shape[1:-1]), angle,
+                                    _active_goals(goal, active))
         return xp.reshape(-1, C).index_add_(0, active, update).reshape(xp.shape)[spatial(xp)]
 
     def _step_region(self, x: torch.Tensor, pre: torch.Tensor, fire: torch.Tensor, angle: float | None,
-                     padding: str) -> torch.Tensor:
+                     padding: str, goal: torch.Tensor | None = None) -> torch.Tensor:
         C, dims = x.shape[-1], x.ndim - 2
         # Work on the grid padded by one cell, indexing cells by their place in it: the
         # neighbourhood of the cell at flat index i is i + taps, and updates land in place.
         xp = pad_grid(x, padding)
         active = F.pad(pre & fire, (1, 1) * dims).reshape(-1).nonzero().squeeze(1)  # (N,)
-        update = self._update_cells(xp.reshape(-1, C), active, tuple(xp.shape[1:-1]), angle)
+        update = self._update_cells(xp.reshape(-1, C), active, tuple(xp.shape[1:-1]), angle,
+                                    _active_goals(goal, active))
         # In place: xp is this step's own padded copy, and the gather above keeps no reference to it.
         xp = xp.reshape(-1, C).index_add_(0, active, update).reshape(xp.shape)
         if padding == "zero":  # the border is still zero: the alive mask needs no new padding
@@ -101,7 +145,7 @@ class NCA(nn.Module):
         return xp[spatial(xp)] * (pre & post).unsqueeze(-1).to(x.dtype)
 
     def _update_cells(self, padded: torch.Tensor, active: torch.Tensor, padded_shape: tuple[int, ...],
-                      angle: float | None) -> torch.Tensor:
+                      angle: float | None, goal: torch.Tensor | None = None) -> torch.Tensor:
         """Updates of the cells at flat indices `active` of a padded grid (cells, C) of spatial shape
         `padded_shape`. -> (N, C)"""
         C = padded.shape[1]
@@ -111,7 +155,7 @@ class NCA(nn.Module):
         patches = padded.index_select(0, (taps[:, None] + active).reshape(-1)).reshape(len(taps), -1)
         bands = kernels.shape[0]
         perception = (kernels @ patches).reshape(bands, -1, C).transpose(0, 1).reshape(-1, bands * C)  # band-major
-        return self.update(perception)
+        return self.update(perception, goal)
 
     def perception_matrix(self, angle: float | None, device: torch.device) -> torch.Tensor:
         """The perception kernels as a (bands, taps) matrix: the learned ones, or Sobel turned by
@@ -123,13 +167,14 @@ class NCA(nn.Module):
 
     def rollout(self, x: torch.Tensor, steps: int, angle: float | Sequence[float] | None = None,
                 generator: torch.Generator | Sequence[torch.Generator] | None = None,
-                on_step: StepHook | None = None) -> torch.Tensor:
+                on_step: StepHook | None = None, goal: GoalSchedule = None) -> torch.Tensor:
         """Run `steps` updates from x (B, *S, C); returns the final state.
 
         on_step(k, x) is called with the state after k steps, for k = 0 (the start) to `steps`; what
         it returns (if not None) replaces the state, e.g. a wounded one. `angle` may be one angle
         per sample, and then `generator` one per sample too, so that each sample fires exactly as
-        it would run alone.
+        it would run alone. `goal` (conditional models): goal numbers (B,) or (B, *S), or a
+        function of the step k (0-based) that returns them, so that the goal can change mid-run.
         """
         per_sample = isinstance(angle, Sequence)
         generators = generator if isinstance(generator, Sequence) else [generator] * len(x)
@@ -139,10 +184,13 @@ class NCA(nn.Module):
                 x = x if replaced is None else replaced
             if k == steps:
                 break
+            g = goal(k) if callable(goal) else goal
             if per_sample:
-                x = torch.cat([self.step(x[i : i + 1], angle=a, generator=generators[i]) for i, a in enumerate(angle)])
+                x = torch.cat([self.step(x[i : i + 1], angle=a, generator=generators[i],
+                                         goal=None if g is None else _sample_goal(g, i))
+                               for i, a in enumerate(angle)])
             else:
-                x = self.step(x, angle=angle, generator=generator)
+                x = self.step(x, angle=angle, generator=generator, goal=g)
         return x
 
     def forward(self, x: torch.Tensor, steps: int = 1) -> torch.Tensor:
