@@ -68,6 +68,12 @@ def load_target(spec: str, size: int = 40, pad: int = 16, keep_white: bool = Fal
         image, name = render_emoji(spec), spec
     else:
         image, name = read_image(spec, keep_white), Path(spec).name
+    return fitted_target(image, name, size, pad)
+
+
+def fitted_target(image: Image.Image, name: str, size: int, pad: int) -> Target:
+    """A picture fitted in a size x size box, padded by `pad` cells and centred on the seed (for
+    pictures that come from elsewhere than a file or an emoji, e.g. the studio's drawings)."""
     rgba = fit_image(image, size)
     if rgba[..., 3].max() <= 0.1:
         raise NCAError(f"target {name} is empty: no pixel is opaque enough to grow")
