@@ -208,3 +208,30 @@ def test_a_run_can_change_its_target_and_recipe_between_iterations(disc_target):
         trainer.reconfigure(pool_size=16)
     with pytest.raises(NCAError, match="damage count must be below the batch size"):
         trainer.reconfigure(damage_count=9)
+
+
+def test_a_new_rate_drop_replaces_the_old_one(disc_target):
+    trainer = make_trainer(disc_target, lr_decay_at=2)
+    trainer.decay_from = 1  # as a time budget would have brought it forward
+    trainer.reconfigure(lr_decay_at=10)
+    assert trainer.decay_from == 10
+    assert trainer.config.learning_rate(9, trainer.decay_from) == trainer.config.lr
+    assert trainer.config.learning_rate(10, trainer.decay_from) == pytest.approx(trainer.config.lr * 0.1)
+    trainer.reconfigure(lr=1e-3)  # other changes leave the drop where it is
+    assert trainer.decay_from == 10
+
+
+def test_resume_without_a_target_uses_the_one_stored_in_the_state(disc_target, tmp_path):
+    trainer = make_trainer(disc_target, iterations=2)
+    trainer.run()
+    save_state(trainer, tmp_path / "state.safetensors")
+    resumed = load_state(tmp_path / "state.safetensors")
+    assert resumed.iteration == 2 and resumed.target.sha256 == disc_target.sha256
+    assert resumed.target.name == disc_target.name and torch.equal(resumed.target_rgba, disc_target.rgba)
+    tensors = load_file(tmp_path / "state.safetensors")
+    with safe_open(str(tmp_path / "state.safetensors"), framework="pt") as f:
+        meta = f.metadata()
+    del tensors["target"]
+    save_file(tensors, tmp_path / "no-target.safetensors", metadata=meta)
+    with pytest.raises(NCAError, match="is damaged: the tensor target is missing"):
+        load_state(tmp_path / "no-target.safetensors")

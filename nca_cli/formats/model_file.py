@@ -170,7 +170,7 @@ def load_model(spec: str | Path | None = None, device: str | torch.device = "cpu
             tensors[name] = tensors[name].float() * scale[:, None].float()
     _check_weights(path, tensors, model)
     model.load_state_dict({name: tensors[name] for name in model.state_dict()})
-    target = _stored_target(path, tensors.get("target"), target_info, config.dims)
+    target = stored_target_of(path, tensors.get("target"), target_info, config.dims)
     return LoadedModel(model=model.to(device).eval(), target=target, training=training, source=str(path),
                        kind=kind, task=task)
 
@@ -188,7 +188,9 @@ def _check_weights(path: Path, tensors: dict[str, torch.Tensor], model: NCA) -> 
             raise NCAError(f"{path}: tensor {name} holds NaN or infinite values")
 
 
-def _stored_target(path: Path, rgba: torch.Tensor | None, info: dict | None, dims: int) -> Target | None:
+def stored_target_of(path: Path, rgba: torch.Tensor | None, info: dict | None, dims: int) -> Target | None:
+    """The target stored in a file (model or resume state): its tensor (*S, 4) and metadata,
+    checked (shape, type, values in [0, 1], checksum). None where the file stores none."""
     if rgba is None or info is None:
         return None
     if rgba.ndim != dims + 1 or rgba.shape[-1] != 4 or min(rgba.shape[:-1]) < 3:

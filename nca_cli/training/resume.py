@@ -17,7 +17,7 @@ import torch
 from .. import __version__
 from ..engine import NCAConfig
 from ..errors import NCAError
-from ..formats.model_file import read_safetensors, write_safetensors
+from ..formats.model_file import read_safetensors, stored_target_of, write_safetensors
 from ..targets import Target
 from .config import TrainConfig
 from .trainer import Trainer
@@ -50,15 +50,20 @@ def save_state(trainer: Trainer, path: str | Path) -> None:
     write_safetensors(path, tensors, meta)
 
 
-def load_state(path: str | Path, target: Target, device: str | torch.device = "cpu",
+def load_state(path: str | Path, target: Target | None = None, device: str | torch.device = "cpu",
                iterations: int | None = None) -> Trainer:
-    """Rebuild a Trainer from a resume state; `target` must be the one it was trained on. The whole
-    state is checked (every tensor's presence, shape and type, every progress field) before any of
-    it is used: a damaged state is an NCAError, never a half-restored run."""
+    """Rebuild a Trainer from a resume state; `target` must be the one it was trained on (None: the
+    target stored in the state, e.g. a picture drawn in the studio). The whole state is checked
+    (every tensor's presence, shape and type, every progress field) before any of it is used: a
+    damaged state is an NCAError, never a half-restored run."""
     tensors, meta = read_safetensors(path)
     if meta.get("format") != RESUME_FORMAT:
         raise NCAError(f"{path} is not an nca training checkpoint")
     model_config, train_config, stored_target, progress = _read_meta(path, meta)
+    if target is None:
+        target = stored_target_of(path, tensors.get("target"), stored_target, model_config.dims)
+        if target is None:
+            raise NCAError(f"{path} is damaged: the tensor target is missing")
     if stored_target.get("sha256") != target.sha256:
         raise NCAError(f"{path} was trained on another target ({stored_target.get('name')}, "
                        f"size {stored_target.get('size')}, pad {stored_target.get('pad')})")

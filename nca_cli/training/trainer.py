@@ -222,6 +222,8 @@ class Trainer:
         config = TrainConfig.from_dict({**self.config.to_dict(), **changes})
         if config.mode != "grow" and len(self.pool) < config.pool_size:
             self.pool = self.seed.expand(config.pool_size, *self.seed.shape[1:]).clone()
+        if "lr_decay_at" in changes:  # a new drop replaces the old one (or one a time budget brought forward)
+            self.decay_from = config.lr_decay_at
         self.config = config
 
     def expected_iterations(self, time_budget: float | None) -> int:
