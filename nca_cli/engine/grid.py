@@ -73,18 +73,24 @@ def living_box(alive: torch.Tensor, padding: str) -> tuple[tuple[int, int], ...]
     grid, or (wrap-around edges) the box reaches an edge, where neighbours wrap to the far side.
     """
     shape = alive.shape[1:]
+    where = alive.any(0).nonzero()  # (cells, dims): one pass, one synchronisation below
+    if len(where) == 0:
+        return None
+    bounds = torch.stack([where.min(0).values - 1, where.max(0).values + 2]).tolist()
     box = []
-    for dim, n in enumerate(shape):
-        along = alive.transpose(0, dim + 1).reshape(n, -1).any(1).nonzero()
-        if len(along) == 0:
-            return None
-        lo, hi = int(along[0]) - 1, int(along[-1]) + 2
+    for lo, hi, n in zip(*bounds, shape):
         if padding == "wrap" and (lo < 0 or hi > n):
             return None
         box.append((max(lo, 0), min(hi, n)))
     if all(hi - lo == n for (lo, hi), n in zip(box, shape)):
         return None
     return tuple(box)
+
+
+def grow_box(box: tuple[tuple[int, int], ...], shape: tuple[int, ...]) -> tuple[tuple[int, int], ...] | None:
+    """The box one cell larger on every side, or None where that leaves the grid."""
+    grown = tuple((lo - 1, hi + 1) for lo, hi in box)
+    return grown if all(lo >= 0 and hi <= n for (lo, hi), n in zip(grown, shape)) else None
 
 
 def crop(x: torch.Tensor, box: tuple[tuple[int, int], ...]) -> torch.Tensor:

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..errors import NCAError
 from .config import NCAConfig
-from .grid import alive_mask, crop, flat_taps, living_box, neighbourhood_max, pad_grid, spatial, uncrop
+from .grid import alive_mask, crop, flat_taps, grow_box, living_box, neighbourhood_max, pad_grid, spatial, uncrop
 from .perception import tap_kernels
 
 # on_step(k, x) sees the state after k steps (k = 0 .. steps) and may return a replacement for it.
@@ -112,10 +112,15 @@ class NCA(nn.Module):
         # living region's bounding box plus one cell of neighbours, and the result zero-padded back.
         box = living_box(pre, cfg.padding)
         if box is None:
-            return self._step_region(x, pre, fire, angle, cfg.padding, goal)
-        region = self._step_region(crop(x, box), crop(pre, box), crop(fire, box), angle, "zero",
+            return self._step_region(pad_grid(x, cfg.padding), pre, fire, angle, cfg.padding, goal)
+        shape = tuple(x.shape[1:-1])
+        # The box one cell larger is the region's padding: taken from the grid where it fits (the
+        # cells there are outside the box, so neither updated nor read by a living cell), else zeros.
+        outer = grow_box(box, shape)
+        xp = crop(x, outer).clone() if outer is not None else pad_grid(crop(x, box), "zero")
+        region = self._step_region(xp, crop(pre, box), crop(fire, box), angle, "zero",
                                    None if goal is None else crop(goal, box))
-        return uncrop(region, box, tuple(x.shape[1:-1]))
+        return uncrop(region, box, shape)
 
     def _step_all(self, x: torch.Tensor, fire: torch.Tensor, angle: float | None,
                   goal: torch.Tensor | None) -> torch.Tensor:
@@ -127,22 +132,23 @@ class NCA(nn.Module):
                                     _active_goals(goal, active))
         return xp.reshape(-1, C).index_add_(0, active, update).reshape(xp.shape)[spatial(xp)]
 
-    def _step_region(self, x: torch.Tensor, pre: torch.Tensor, fire: torch.Tensor, angle: float | None,
+    def _step_region(self, xp: torch.Tensor, pre: torch.Tensor, fire: torch.Tensor, angle: float | None,
                      padding: str, goal: torch.Tensor | None = None) -> torch.Tensor:
-        C, dims = x.shape[-1], x.ndim - 2
-        # Work on the grid padded by one cell, indexing cells by their place in it: the
-        # neighbourhood of the cell at flat index i is i + taps, and updates land in place.
-        xp = pad_grid(x, padding)
+        """One step of a region given padded by one cell, xp (B, *(S+2), C), a copy the step owns
+        (updates land in it in place); pre, fire, goal: (B, *S). -> (B, *S, C)"""
+        C, dims = xp.shape[-1], xp.ndim - 2
+        # Cells are indexed by their place in the padded region: the neighbourhood of the cell at
+        # flat index i is i + taps.
         active = F.pad(pre & fire, (1, 1) * dims).reshape(-1).nonzero().squeeze(1)  # (N,)
         update = self._update_cells(xp.reshape(-1, C), active, tuple(xp.shape[1:-1]), angle,
                                     _active_goals(goal, active))
         # In place: xp is this step's own padded copy, and the gather above keeps no reference to it.
         xp = xp.reshape(-1, C).index_add_(0, active, update).reshape(xp.shape)
-        if padding == "zero":  # the border is still zero: the alive mask needs no new padding
+        if padding == "zero":  # the border was not updated: the alive mask needs no new padding
             post = neighbourhood_max(xp[..., 3]) > self.config.alive_threshold
         else:
             post = alive_mask(xp[spatial(xp)], self.config.alive_threshold, padding)
-        return xp[spatial(xp)] * (pre & post).unsqueeze(-1).to(x.dtype)
+        return xp[spatial(xp)] * (pre & post).unsqueeze(-1)
 
     def _update_cells(self, padded: torch.Tensor, active: torch.Tensor, padded_shape: tuple[int, ...],
                       angle: float | None, goal: torch.Tensor | None = None) -> torch.Tensor:
