@@ -9,6 +9,7 @@ from ..errors import NCAError
 
 PADDINGS = ("zero", "wrap")
 PERCEPTIONS = ("sobel", "learned")
+CONDITIONINGS = ("hidden", "film")  # how a conditional model's goal reaches its cells (docs/goals.md)
 AXES = ("x", "y", "z")  # 3D grids (D, H, W): z runs along D ("up"), y along H, x along W
 MAX_CHANNELS, MAX_HIDDEN, MAX_BANDS, MAX_GOALS = 1024, 16384, 64, 1024  # far above published models (16 and 128)
 FLOAT = 4  # bytes per float32
@@ -34,12 +35,17 @@ class NCAConfig:
     dims: int = 2  # spatial dimensions: 2 (pictures, (H, W)) or 3 (voxel bodies, (D, H, W))
     goals: int = 0  # conditional models: how many goals one rule grows (0: an unconditional model)
     axis: str = "z"  # 3D: the axis that perception turns about by `angle`
+    # Conditional models: "hidden" adds a learned vector per goal to the hidden layer; "film" also
+    # scales each hidden unit by a learned factor per goal (a goal-dependent first layer).
+    conditioning: str = "hidden"
 
     def __post_init__(self):
         if self.dims not in (2, 3):
             raise NCAError(f"dims must be 2 or 3, got {self.dims}")
         if not 0 <= self.goals <= MAX_GOALS:
             raise NCAError(f"goals must be between 0 and {MAX_GOALS}, got {self.goals}")
+        if self.conditioning not in CONDITIONINGS:
+            raise NCAError(f"conditioning must be one of {', '.join(CONDITIONINGS)}, got {self.conditioning!r}")
         if self.axis not in AXES:
             raise NCAError(f"axis must be one of {', '.join(AXES)}, got {self.axis!r}")
         if self.alive_masking and self.channels < 4:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nca import NCA
+from .nca import NCA, condition
 from .perception import sobel_bank
 
 
@@ -61,7 +61,7 @@ class DenseStep(nn.Module):
         y = y.reshape(B, C, cfg.bands, *S).transpose(1, 2).reshape(B, cfg.bands * C, *S)
         hidden = self.conv(y, m.w1.weight.reshape(*m.w1.weight.shape, *ones), m.w1.bias)
         if cfg.goals:
-            hidden = hidden + m.goal_embedding(goal.long()).movedim(-1, 1)  # (B, hidden, *S)
+            hidden = condition(hidden, m.goal_embedding(goal.long()).movedim(-1, 1), 1)  # (B, hidden, *S)
         hidden = F.relu(hidden)
         update = self.conv(hidden, m.w2.weight.reshape(*m.w2.weight.shape, *ones), m.w2.bias)
         if not cfg.alive_masking:

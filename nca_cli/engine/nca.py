@@ -44,6 +44,16 @@ def _active_goals(goal: torch.Tensor | None, active: torch.Tensor) -> torch.Tens
     return F.pad(goal, (1, 1) * (goal.ndim - 1)).reshape(-1)[active]
 
 
+def condition(hidden: torch.Tensor, embedded: torch.Tensor, dim: int) -> torch.Tensor:
+    """A conditional model's hidden layer (before the ReLU) under each cell's goal vectors
+    `embedded`, along `dim`: hidden + shift, or for "film" vectors (shift, scale) hidden * (1 + scale)
+    + shift."""
+    if embedded.shape[dim] == hidden.shape[dim]:
+        return hidden + embedded
+    shift, scale = embedded.chunk(2, dim)
+    return torch.addcmul(shift, hidden, 1.0 + scale)
+
+
 class NCA(nn.Module):
     """The update rule: a per-cell MLP (bands*C) -> hidden -> ReLU -> C on perceived neighbourhoods."""
 
@@ -68,15 +78,20 @@ class NCA(nn.Module):
         nn.init.zeros_(self.w2.bias)
         if config.goals:
             # Conditional models: a learned vector per goal, added to the hidden layer of every cell
-            # that senses that goal (a per-sample goal, or a goal map that may differ by region).
-            self.goal_embedding = nn.Embedding(config.goals, hidden)
+            # that senses that goal (a per-sample goal, or a goal map that may differ by region);
+            # "film" adds a second vector per goal that scales the hidden layer, starting at zero
+            # (no scaling), so that it starts as the plain scheme does.
+            self.goal_embedding = nn.Embedding(config.goals, hidden * (2 if config.conditioning == "film" else 1))
+            if config.conditioning == "film":
+                with torch.no_grad():
+                    self.goal_embedding.weight[:, hidden:] = 0.0
 
     def update(self, perception: torch.Tensor, goal: torch.Tensor | None = None) -> torch.Tensor:
         """Per-cell residual update from perception (N, bands*C) and, for a conditional model, each
         cell's goal (N,) long. -> (N, C)"""
         hidden = self.w1(perception)
         if goal is not None:
-            hidden = hidden + self.goal_embedding(goal)
+            hidden = condition(hidden, self.goal_embedding(goal), -1)
         return self.w2(torch.relu_(hidden))  # in place: the first layer's output is not kept
 
     def goal_map(self, goal: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:

@@ -11,6 +11,7 @@ model does, one of KINDS; files without it are "image"), `task` (what is particu
 from __future__ import annotations
 
 import json
+import dataclasses
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,8 +22,8 @@ from safetensors.torch import save_file
 
 from .. import __version__
 from ..engine import NCA, NCAConfig
-from ..errors import NCAError
-from ..targets import Target
+from ..errors import InvalidOption, NCAError
+from ..targets import GoalSet, Target
 from .atomic import atomic_output
 from .distill import looks_like_distill, read_distill
 
@@ -45,10 +46,30 @@ class LoadedModel:
     source: str = ""
     kind: str = "image"
     task: dict = field(default_factory=dict)  # what is particular to the kind (e.g. a rule's states)
+    # A conditional model's goals (their targets), goal 0 first; `target` is then the chosen goal's.
+    goals: GoalSet | None = None
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    def goal_index(self, spec: str, setting: str = "target") -> int:
+        """The goal a name (emoji, file name) or number picks; an InvalidOption naming `setting` for a
+        model that is not conditional."""
+        count = self.model.config.goals
+        if not count:
+            raise InvalidOption(setting, f"needs a conditional model (one trained on several targets); "
+                                         f"{Path(self.source).name} grows one target")
+        if self.goals is not None:
+            return self.goals.index(spec)
+        if spec.strip().isdigit() and int(spec) < count:
+            return int(spec)
+        raise NCAError(f"no goal {spec!r} in this model; its goals are numbered 0 to {count - 1}")
+
+    def with_goal(self, goal: int) -> "LoadedModel":
+        """The same model with goal `goal`'s target as its target."""
+        target = self.goals[goal] if self.goals is not None else None
+        return dataclasses.replace(self, target=target)
 
     def expect(self, kind: str, use: str) -> None:
         """An NCAError unless this is a model of `kind`; `use` says what needs it ("growing a picture")."""
@@ -68,6 +89,8 @@ def resolve_model_path(spec: str | None) -> Path:
     path = Path(spec)
     if path.exists():
         return path
+    if not path.suffix and path.with_suffix(".safetensors").is_file():  # `nca grow trio` for trio.safetensors
+        return path.with_suffix(".safetensors")
     bundled = bundled_models()
     if spec in bundled:
         return bundled[spec]
@@ -75,10 +98,11 @@ def resolve_model_path(spec: str | None) -> Path:
     raise NCAError(f"model not found: {spec} (a .safetensors or Distill .json file, or a bundled model: {names})")
 
 
-def save_model(path: str | Path, model: NCA, target: Target | None, training: dict, int8: bool = False,
+def save_model(path: str | Path, model: NCA, target: Target | GoalSet | None, training: dict, int8: bool = False,
                kind: str = "image", task: dict | None = None) -> None:
     """Write a model file atomically. int8: weight matrices as int8 with one float32 scale per
-    output channel (`<name>.scale`), a quarter of the size; loading turns them back into floats."""
+    output channel (`<name>.scale`), a quarter of the size; loading turns them back into floats.
+    A conditional model's goal set is stored as one `target` tensor (K, *S, 4)."""
     tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
     if int8:
         for name in ("w1.weight", "w2.weight"):
@@ -170,9 +194,12 @@ def load_model(spec: str | Path | None = None, device: str | torch.device = "cpu
             tensors[name] = tensors[name].float() * scale[:, None].float()
     _check_weights(path, tensors, model)
     model.load_state_dict({name: tensors[name] for name in model.state_dict()})
-    target = stored_target_of(path, tensors.get("target"), target_info, config.dims)
+    goals = stored_goals_of(path, tensors.get("target"), target_info, config) if config.goals else None
+    target = goals[0] if goals is not None else None
+    if not config.goals:
+        target = stored_target_of(path, tensors.get("target"), target_info, config.dims)
     return LoadedModel(model=model.to(device).eval(), target=target, training=training, source=str(path),
-                       kind=kind, task=task)
+                       kind=kind, task=task, goals=goals)
 
 
 def _check_weights(path: Path, tensors: dict[str, torch.Tensor], model: NCA) -> None:
@@ -208,3 +235,19 @@ def stored_target_of(path: Path, rgba: torch.Tensor | None, info: dict | None, d
     if info.get("sha256") and info["sha256"] != target.sha256:
         raise NCAError(f"{path}: the stored target does not match its recorded checksum")
     return target
+
+
+def stored_goals_of(path: Path, rgba: torch.Tensor | None, info: dict | None, config: NCAConfig) -> GoalSet | None:
+    """A conditional model's stored goals: the tensor (K, *S, 4) and metadata {"goals": [one
+    target's record per goal], "sha256": ...}, each goal checked as a stored target is. None where
+    the file stores none."""
+    if rgba is None or info is None:
+        return None
+    records = info.get("goals")
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records) or \
+            rgba.ndim != config.dims + 2 or len(records) != config.goals or rgba.shape[0] != config.goals:
+        raise NCAError(f"{path}: the stored goals do not match the model's {config.goals} goals")
+    goals = GoalSet([stored_target_of(path, rgba[i], r, config.dims) for i, r in enumerate(records)])
+    if info.get("sha256") and info["sha256"] != goals.sha256:
+        raise NCAError(f"{path}: the stored goals do not match their recorded checksum")
+    return goals

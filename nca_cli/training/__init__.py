@@ -6,10 +6,10 @@ resume   the resume state: save and load everything needed to continue a run
 finish   ending a run: measure, write the model and its summary, plots
 """
 
-from .config import MODES, TrainConfig
+from .config import GOALS_RECIPE, MODES, TrainConfig
 from .finish import FinishedRun, finish_training, save_interrupted
 from .resume import load_state, resume_path, save_state
 from .trainer import Trainer
 
-__all__ = ["MODES", "TrainConfig", "FinishedRun", "finish_training", "save_interrupted", "load_state",
+__all__ = ["GOALS_RECIPE", "MODES", "TrainConfig", "FinishedRun", "finish_training", "save_interrupted", "load_state",
            "resume_path", "save_state", "Trainer"]

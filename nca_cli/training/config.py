@@ -10,6 +10,10 @@ from ..errors import InvalidOption, NCAError
 MODES = ("grow", "persist", "regen")
 # Upper bounds far beyond real runs (the default is 3000 iterations of batch 4, pool 256, 96 steps).
 MAX_ITERATIONS, MAX_BATCH, MAX_POOL, MAX_ROLLOUT = 10_000_000, 4096, 1_000_000, 10_000
+MAX_SEED_CELLS = 16
+# The defaults for several targets (one conditional rule): twice the single target's run and time
+# budget, the rate dropping at the same 82% of it (docs/goals.md).
+GOALS_RECIPE = {"iterations": 6000, "lr_decay_at": 4900, "time_budget": "20m"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,12 @@ class TrainConfig:
     damage_count: int = 3  # regen: how many of the best samples are wounded per batch
     average: float = 0.99  # decay of the moving average of the weights that is saved (0: last weights)
     seed: int = 0
+    # Conditional models: the chance that a drawn pool sample is handed another goal (docs/goals.md).
+    switch_rate: float = 0.2
+    # Seed cells a restarting sample starts from, drawn from this range: 1 is the one in the centre,
+    # more are placed at random solid cells of the target (docs/goals.md).
+    seed_cells_min: int = 1
+    seed_cells_max: int = 1
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -51,6 +61,17 @@ class TrainConfig:
             raise NCAError(f"damage count must be below the batch size ({self.batch})")
         if not 0.0 <= self.average < 1.0:  # NaN fails this too
             raise NCAError(f"weight average decay must be in [0, 1), got {self.average}")
+        if not 0.0 <= self.switch_rate <= 1.0:
+            raise InvalidOption("switch_rate", f"must be between 0 and 1, got {self.switch_rate}")
+        if not 1 <= self.seed_cells_min <= self.seed_cells_max <= MAX_SEED_CELLS:
+            raise InvalidOption("seed_cells", f"must be from 1 to {MAX_SEED_CELLS} cells, got "
+                                f"{self.seed_cells_min}-{self.seed_cells_max}")
+
+    @property
+    def seed_cells(self) -> str:
+        """The seed-cell range as written on the command line: '1', '1-3'."""
+        low, high = self.seed_cells_min, self.seed_cells_max
+        return str(low) if low == high else f"{low}-{high}"
 
     def to_dict(self) -> dict:
         return asdict(self)

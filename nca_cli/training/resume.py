@@ -17,8 +17,8 @@ import torch
 from .. import __version__
 from ..engine import NCAConfig
 from ..errors import NCAError
-from ..formats.model_file import read_safetensors, stored_target_of, write_safetensors
-from ..targets import Target
+from ..formats.model_file import read_safetensors, stored_goals_of, stored_target_of, write_safetensors
+from ..targets import GoalSet, Target
 from .config import TrainConfig
 from .trainer import Trainer
 
@@ -38,6 +38,8 @@ def save_state(trainer: Trainer, path: str | Path) -> None:
         for key, value in trainer.optimizer.state.get(p, {}).items():
             tensors[f"optim.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     tensors["pool"] = trainer.pool.cpu().contiguous()
+    tensors["pool_goals"] = trainer.pool_goals.cpu().contiguous()
+    tensors["pool_placed"] = trainer.pool_placed.cpu().contiguous()
     tensors["rng"] = trainer.generator.get_state().cpu()
     tensors["target"] = trainer.target.rgba.cpu().contiguous()
     tensors["losses"] = torch.tensor(trainer.losses, dtype=torch.float64)
@@ -50,7 +52,7 @@ def save_state(trainer: Trainer, path: str | Path) -> None:
     write_safetensors(path, tensors, meta)
 
 
-def load_state(path: str | Path, target: Target | None = None, device: str | torch.device = "cpu",
+def load_state(path: str | Path, target: Target | GoalSet | None = None, device: str | torch.device = "cpu",
                iterations: int | None = None) -> Trainer:
     """Rebuild a Trainer from a resume state; `target` must be the one it was trained on (None: the
     target stored in the state, e.g. a picture drawn in the studio). The whole state is checked
@@ -60,7 +62,9 @@ def load_state(path: str | Path, target: Target | None = None, device: str | tor
     if meta.get("format") != RESUME_FORMAT:
         raise NCAError(f"{path} is not an nca training checkpoint")
     model_config, train_config, stored_target, progress = _read_meta(path, meta)
-    if target is None:
+    if target is None and model_config.goals:
+        target = stored_goals_of(path, tensors.get("target"), stored_target, model_config)
+    elif target is None:
         target = stored_target_of(path, tensors.get("target"), stored_target, model_config.dims)
         if target is None:
             raise NCAError(f"{path} is damaged: the tensor target is missing")
@@ -80,6 +84,10 @@ def load_state(path: str | Path, target: Target | None = None, device: str | tor
             _, i, key = name.split(".", 2)
             trainer.optimizer.state[params[int(i)]][key] = value.to(trainer.device)
     trainer.pool = tensors["pool"].to(trainer.device)
+    # States from before conditional models carry no goals: every sample has goal 0, one seed.
+    if "pool_goals" in tensors:
+        trainer.pool_goals = tensors["pool_goals"].to(trainer.device)
+        trainer.pool_placed = tensors["pool_placed"].to(trainer.device)
     trainer.generator.set_state(tensors["rng"])
     trainer.losses = tensors["losses"].tolist()
     trainer.iteration, trainer.elapsed = progress["iteration"], float(progress["elapsed"])
@@ -116,6 +124,8 @@ def _check_tensors(path, tensors: dict[str, torch.Tensor], trainer: Trainer, pro
     """Every tensor a resume state needs, with the shape and type this run expects."""
     expected = {**{f"model.{k}": v for k, v in trainer.model.state_dict().items()},
                 "pool": trainer.pool, "rng": trainer.generator.get_state()}
+    if "pool_goals" in tensors or "pool_placed" in tensors:
+        expected.update({"pool_goals": trainer.pool_goals, "pool_placed": trainer.pool_placed})
     if any(k.startswith("averaged.") for k in tensors):
         expected.update({f"averaged.{k}": v for k, v in trainer.averaged.state_dict().items()})
     for name, like in expected.items():
@@ -127,6 +137,9 @@ def _check_tensors(path, tensors: dict[str, torch.Tensor], trainer: Trainer, pro
                            f"{tuple(like.shape)}")
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise NCAError(f"{path} is damaged: {name} holds NaN or infinite values")
+    goals = tensors.get("pool_goals")
+    if goals is not None and len(goals) and not 0 <= int(goals.min()) <= int(goals.max()) < len(trainer.targets):
+        raise NCAError(f"{path} is damaged: pool_goals holds goals outside 0 to {len(trainer.targets) - 1}")
     losses = tensors.get("losses")
     if losses is None or losses.ndim != 1 or len(losses) != progress["iteration"]:
         raise NCAError(f"{path} is damaged: its loss history does not match its {progress['iteration']} iterations")

@@ -21,10 +21,12 @@ import torch
 from ..engine import NCA, NCAConfig, alive_mask, rgba_loss, seed_state
 from ..engine.config import FLOAT
 from ..growth.damage import apply_damage, random_body_wounds
+from ..growth.seeds import placement_reach
 from ..errors import NCAError
 from ..runtime.limits import check_memory
-from ..targets import Target
+from ..targets import GoalSet, Target
 from .config import TrainConfig
+from .samples import Batch, first_goals, restart, sample_losses, switch_goals
 
 
 def training_bytes(model: NCAConfig, recipe: TrainConfig, shape: tuple[int, ...]) -> int:
@@ -34,20 +36,31 @@ def training_bytes(model: NCAConfig, recipe: TrainConfig, shape: tuple[int, ...]
     return pool + model.rollout_bytes(cells, recipe.batch, recipe.steps_max)
 
 
+def check_target(model: NCAConfig, target: Target | GoalSet) -> None:
+    """An NCAError unless `target` suits the model: its dims, and a goal set of `goals` targets for
+    a conditional model, a single target otherwise."""
+    if target.dims != model.dims:
+        raise NCAError(f"a {model.dims}D model cannot be trained on a {target.dims}D target")
+    if model.goals and (not isinstance(target, GoalSet) or len(target) != model.goals):
+        raise NCAError(f"a conditional model of {model.goals} goals trains on a goal set of {model.goals} targets")
+    if not model.goals and isinstance(target, GoalSet):
+        raise NCAError(f"a goal set of {len(target)} targets needs a conditional model (goals={len(target)})")
+
+
 class Trainer:
     """Holds the whole training state: model, optimiser, pool, random generator, history."""
 
-    def __init__(self, model_config: NCAConfig, train_config: TrainConfig, target: Target,
+    def __init__(self, model_config: NCAConfig, train_config: TrainConfig, target: Target | GoalSet,
                  device: str | torch.device = "cpu"):
+        """`target`: a Target, or for a conditional model (model_config.goals) a GoalSet of as many goals."""
         self.config = train_config
         self.target = target
         self.device = torch.device(device)
-        if target.dims != model_config.dims:
-            raise NCAError(f"a {model_config.dims}D model cannot be trained on a {target.dims}D target")
+        check_target(model_config, target)
         check_memory(training_bytes(model_config, train_config, target.shape),
                      f"training on a {'x'.join(map(str, target.shape))} grid (batch {train_config.batch}, "
                      f"pool {train_config.pool_size}, rollouts up to {train_config.steps_max} steps)", self.device)
-        self.target_rgba = target.rgba.to(self.device)
+        self._use_target(target)
         self.generator = torch.Generator(device=self.device).manual_seed(train_config.seed)
         torch.manual_seed(train_config.seed)  # the model's initial weights
         self.model = NCA(model_config).to(self.device)
@@ -59,6 +72,8 @@ class Trainer:
         self.seed = seed_state(model_config, *target.shape, device=self.device)  # (1, *S, C)
         pool = train_config.pool_size if train_config.mode != "grow" else 0
         self.pool = self.seed.expand(pool, *self.seed.shape[1:]).clone()
+        self.pool_goals = first_goals(pool, model_config.goals, self.device)  # (pool,) each sample's goal
+        self.pool_placed = torch.zeros(pool, dtype=torch.bool, device=self.device)  # grown from several seeds
         self.iteration = 0
         self.elapsed = 0.0  # seconds of training, summed over resumed sessions
         self.losses: list[float] = []
@@ -70,28 +85,56 @@ class Trainer:
     # -- one iteration -------------------------------------------------------------------------
 
     def sample_batch(self) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Pick the batch's starting states. Returns (pool indices or None, states (B, H, W, C))."""
+        """Pick the batch's starting states. Returns (pool indices or None, states (B, *S, C))."""
+        batch = self.draw()
+        return batch.idx, batch.x
+
+    def draw(self) -> Batch:
+        """The batch's starting states with their goals: in grow mode fresh starts; else pool
+        samples, the worst restarted, some handed another goal (conditional models), the best of
+        the rest wounded (regen)."""
         cfg, g = self.config, self.generator
         if cfg.mode == "grow":
-            return None, self.seed.expand(cfg.batch, *self.seed.shape[1:]).clone()
+            return self._fresh(None, [self._restart() for _ in range(cfg.batch)])
         idx = torch.randperm(cfg.pool_size, generator=g, device=self.device)[: cfg.batch]
-        x = self.pool[idx]
-        order = rgba_loss(x, self.target_rgba).argsort(descending=True)
-        idx, x = idx[order], x[order].clone()
-        x[:1] = self.seed  # the worst sample restarts from the seed, so growth is never forgotten
+        order = self.losses_of(self.pool[idx], self.pool_goals[idx], self.pool_placed[idx]).argsort(descending=True)
+        idx = idx[order]
+        batch = Batch(idx, self.pool[idx], self.pool_goals[idx], self.pool_placed[idx].clone())
+        x, goals, placed = batch.x, batch.goals, batch.placed
+        x[:1], goals[0], placed[0] = self._restart()  # the worst restarts, so growth is never forgotten
+        kept = torch.arange(len(x), device=self.device) > 0
+        switched = switch_goals(goals, cfg.switch_rate, len(self.targets), g) & kept
         if cfg.mode == "regen" and cfg.damage_count:
-            wounded = x[-cfg.damage_count:]
-            x[-cfg.damage_count:] = apply_damage(wounded, random_body_wounds(wounded, self.model.config.alive_threshold, generator=g))
-        return idx, x
+            # The best samples are wounded, except those just handed a new goal (already far from it).
+            wound = (torch.arange(len(x), device=self.device) >= len(x) - cfg.damage_count) & ~switched
+            hurt = x[wound]
+            x[wound] = apply_damage(hurt, random_body_wounds(hurt, self.model.config.alive_threshold, generator=g))
+        return batch
+
+    def _restart(self) -> tuple[torch.Tensor, int, bool]:
+        """A fresh start: (state (1, *S, C), goal, placed); the centre seed unless seed_cells says more."""
+        if len(self.targets) == 1 and self.config.seed_cells_max == 1:
+            return self.seed, 0, False  # draws nothing: an unconditional run is as it always was
+        return restart(self.model.config, self.config, self.targets, self.generator)
+
+    def _fresh(self, idx, starts: list) -> Batch:
+        states, goals, placed = zip(*starts)
+        return Batch(idx, torch.cat(states), torch.tensor(goals, device=self.device),
+                     torch.tensor(placed, device=self.device))
+
+    def losses_of(self, x: torch.Tensor, goals: torch.Tensor, placed: torch.Tensor) -> torch.Tensor:
+        """Each sample's loss against its goal's target; placed samples where their body fits best. -> (B,)"""
+        return sample_losses(x, self.targets, goals, placed, self.reach)
 
     def train_step(self) -> float:
         """One iteration: rollout, loss, normalised gradients, Adam step, pool write-back."""
         cfg = self.config
-        idx, x = self.sample_batch()
+        batch = self.draw()
         steps = int(torch.randint(cfg.steps_min, cfg.steps_max + 1, (1,), generator=self.generator,
                                   device=self.device))
-        x = self.model.rollout(x, steps, generator=self.generator)
-        loss = rgba_loss(x, self.target_rgba).mean()
+        goal = batch.goals if self.model.config.goals else None
+        x = self.model.rollout(batch.x, steps, generator=self.generator, goal=goal)
+        loss = self.losses_of(x, batch.goals, batch.placed).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         value = float(loss.detach())
@@ -107,9 +150,17 @@ class Trainer:
             self.rollbacks += 1
             return float("nan")
         self._update_average()
-        if idx is not None:
-            self.pool[idx] = self._reset_dead(x.detach())
+        if batch.idx is not None:
+            self._write_back(batch, x.detach())
         return value
+
+    def _write_back(self, batch: Batch, x: torch.Tensor) -> None:
+        """The batch's results back into the pool with their goals; samples that died restart as
+        the centre seed."""
+        dead = self._dead(x)
+        self.pool[batch.idx] = self._reset_dead(x)
+        self.pool_goals[batch.idx] = batch.goals
+        self.pool_placed[batch.idx] = batch.placed & ~dead
 
     @property
     def updates(self) -> int:
@@ -137,9 +188,13 @@ class Trainer:
             p.grad /= p.grad.norm() + 1e-8
         return True
 
+    def _dead(self, x: torch.Tensor) -> torch.Tensor:
+        """Samples of x (B, *S, C) in which every cell died. -> (B,) bool"""
+        return ~alive_mask(x, self.model.config.alive_threshold, self.model.config.padding).flatten(1).any(1)
+
     def _reset_dead(self, x: torch.Tensor) -> torch.Tensor:
         """Samples in which every cell died go back to the seed."""
-        dead = ~alive_mask(x, self.model.config.alive_threshold, self.model.config.padding).flatten(1).any(1)
+        dead = self._dead(x)
         if dead.any():
             x = x.clone()
             x[dead] = self.seed
@@ -201,17 +256,24 @@ class Trainer:
 
     # -- changing a run while it goes ----------------------------------------------------------
 
-    def set_target(self, target: Target) -> None:
-        """Train towards another target from the next iteration on. The pool is kept when the grid
-        keeps its shape (its patterns then turn into the new picture), else it restarts from seeds."""
-        if target.dims != self.model.config.dims:
-            raise NCAError(f"a {self.model.config.dims}D model cannot be trained on a {target.dims}D target")
+    def set_target(self, target: Target | GoalSet) -> None:
+        """Train towards another target (a conditional model: another goal set of as many goals)
+        from the next iteration on. The pool is kept when the grid keeps its shape (its patterns
+        then turn into the new picture), else it restarts from seeds."""
+        check_target(self.model.config, target)
         if target.shape != self.target.shape:
             check_memory(training_bytes(self.model.config, self.config, target.shape),
                          f"training on a {'x'.join(map(str, target.shape))} grid", self.device)
             self.seed = seed_state(self.model.config, *target.shape, device=self.device)
             self.pool = self.seed.expand(len(self.pool), *self.seed.shape[1:]).clone()
-        self.target, self.target_rgba = target, target.rgba.to(self.device)
+            self.pool_placed.zero_()
+        self.target = target
+        self._use_target(target)
+
+    def _use_target(self, target: Target | GoalSet) -> None:
+        self.target_rgba = target.rgba.to(self.device)  # (*S, 4), or (K, *S, 4) for a goal set
+        self.targets = self.target_rgba if isinstance(target, GoalSet) else self.target_rgba[None]  # (K, *S, 4)
+        self.reach = placement_reach(target)  # how far a body grown from several seeds may lie
 
     def reconfigure(self, **changes) -> None:
         """Change the recipe from the next iteration on (e.g. lr, damage_count, steps_min, steps_max,
@@ -222,6 +284,8 @@ class Trainer:
         config = TrainConfig.from_dict({**self.config.to_dict(), **changes})
         if config.mode != "grow" and len(self.pool) < config.pool_size:
             self.pool = self.seed.expand(config.pool_size, *self.seed.shape[1:]).clone()
+            self.pool_goals = first_goals(config.pool_size, self.model.config.goals, self.device)
+            self.pool_placed = torch.zeros(config.pool_size, dtype=torch.bool, device=self.device)
         if "lr_decay_at" in changes:  # a new drop replaces the old one (or one a time budget brought forward)
             self.decay_from = config.lr_decay_at
         self.config = config
