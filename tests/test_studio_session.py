@@ -218,3 +218,16 @@ def test_a_run_starts_from_a_target_a_model_file_or_a_resume_state(tmp_path, dis
     assert lizard.target.name == "🦎" and lizard.target.shape == (20, 20)
     with pytest.raises(NCAError, match=r"not found: missing.png \(give an emoji, a picture, a model file"):
         open_run("missing.png", 12, 4, TINY_MODEL, TINY_RECIPE, {}, "cpu")
+
+
+def test_the_pool_samples_shown_are_grown_ones_first():
+    import random
+
+    from nca_cli.studio.snapshot import pool_choice
+
+    pool = seed_state(TINY_MODEL, 20, 20, batch=10)
+    pool[[2, 7], :5, :5, 3] = 1.0  # two grown samples among seeds
+    for seed in range(5):
+        chosen = pool_choice(pool, 0.1, random.Random(seed), count=4)
+        assert len(chosen) == len(set(chosen)) == 4 and set(chosen[:2]) == {2, 7}
+    assert sorted(pool_choice(pool[:3], 0.1, random.Random(0), count=4)) == [0, 1, 2]

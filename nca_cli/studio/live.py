@@ -6,13 +6,32 @@ what is learned) and its own knobs: the share of cells that fire each step and t
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 from ..engine import NCA, NCAConfig, seed_state
+from ..errors import NCAError
 from ..growth.damage import apply_damage, circle_mask
+from ..training.config import MAX_ROLLOUT
 
 DEFAULT_REGROW = 300  # live steps: 10 s at 30 steps a second
+MAX_LIVE_SPEED = 240.0  # live steps per second at most
+
+
+def check_live_knobs(fire_rate: float | None, angle: float | None, live_speed: float | None,
+                     regrow: int | None) -> None:
+    """The live view's knobs: fire rate in (0, 1], a finite angle, 1 to MAX_LIVE_SPEED steps a
+    second, regrowing after 0 (never) to MAX_ROLLOUT steps."""
+    if regrow is not None and not 0 <= regrow <= MAX_ROLLOUT:
+        raise NCAError(f"the live view regrows after 0 (never) to {MAX_ROLLOUT:,} steps, got {regrow}")
+    if fire_rate is not None and not 0 < fire_rate <= 1:
+        raise NCAError(f"the live view's fire rate must be in (0, 1], got {fire_rate:g}")
+    if angle is not None and not math.isfinite(angle):
+        raise NCAError(f"the live view's angle must be a finite number of degrees, got {angle:g}")
+    if live_speed is not None and not 1 <= live_speed <= MAX_LIVE_SPEED:
+        raise NCAError(f"the live view runs 1 to {MAX_LIVE_SPEED:g} steps a second, got {live_speed:g}")
 
 
 def straight_rgba(x: torch.Tensor) -> np.ndarray:

@@ -21,35 +21,16 @@ from ..errors import NCAError
 from ..formats.model_file import LoadedModel, save_model
 from ..targets import Target
 from ..training import TrainConfig, Trainer, save_interrupted
-from ..training.config import MAX_ROLLOUT
 from ..training.resume import resume_path
-from .live import LiveView, straight_rgba
-from .snapshot import Notice, Snapshot
+from .live import LiveView, check_live_knobs, straight_rgba
+from .snapshot import Notice, Snapshot, pool_choice
 from .runs import check_flat, trainer_from_model
 from .uploads import file_stem
 
-POOL_SHOWN = 4  # pool samples shown on the page
 POOL_EVERY = 0.5  # seconds between two pool pictures
 MAX_LIVE_STEPS = 16  # live steps in one pass at most (the view slows rather than stalls training)
 RATE_WINDOW = 3.0  # seconds over which the recent iterations per second are counted
 MAX_NOTICES = 200
-MAX_LIVE_SPEED = 240.0  # live steps per second at most
-
-
-def check_live_knobs(fire_rate: float | None, angle: float | None, live_speed: float | None,
-                     regrow: int | None) -> None:
-    """The live view's knobs: fire rate in (0, 1], a finite angle, 1 to MAX_LIVE_SPEED steps a
-    second, regrowing after 0 (never) to MAX_ROLLOUT steps."""
-    if regrow is not None and not 0 <= regrow <= MAX_ROLLOUT:
-        raise NCAError(f"the live view regrows after 0 (never) to {MAX_ROLLOUT:,} steps, got {regrow}")
-    if fire_rate is not None and not 0 < fire_rate <= 1:
-        raise NCAError(f"the live view's fire rate must be in (0, 1], got {fire_rate:g}")
-    if angle is not None and not math.isfinite(angle):
-        raise NCAError(f"the live view's angle must be a finite number of degrees, got {angle:g}")
-    if live_speed is not None and not 1 <= live_speed <= MAX_LIVE_SPEED:
-        raise NCAError(f"the live view runs 1 to {MAX_LIVE_SPEED:g} steps a second, got {live_speed:g}")
-
-
 class Session:
     """The run and its live view, trained by a worker thread until stop()."""
 
@@ -98,7 +79,8 @@ class Session:
     def _work(self) -> None:
         try:
             while not self._stop.is_set():
-                self._apply_commands(wait=1.0 / self.live_speed if self.paused else 0.0)
+                if self._apply_commands(wait=1.0 / self.live_speed if self.paused else 0.0):
+                    self._publish()  # a wound or a new target shows at once, not after the iteration
                 if not self.paused and not self._stop.is_set():
                     self._iterate()
                 self._advance_live()
@@ -108,11 +90,12 @@ class Session:
             self._notice("error", f"training stopped: {type(exc).__name__}: {exc}")
             self._publish()
 
-    def _apply_commands(self, wait: float) -> None:
+    def _apply_commands(self, wait: float) -> bool:
+        """Apply the queued commands (waiting up to `wait` seconds for one). Whether there were any."""
         try:
             command = self._commands.get(timeout=wait) if wait > 0 else self._commands.get_nowait()
         except queue.Empty:
-            return
+            return False
         while True:
             try:
                 command()
@@ -121,7 +104,7 @@ class Session:
             try:
                 command = self._commands.get_nowait()
             except queue.Empty:
-                return
+                return True
 
     def _iterate(self) -> None:
         start = time.perf_counter()
@@ -282,8 +265,8 @@ class Session:
         old = getattr(self, "_snapshot", None)
         pool, now = (old.pool if old else []), time.perf_counter()
         if old is None or now - self._pool_time >= POOL_EVERY:
-            count = min(POOL_SHOWN, len(self.trainer.pool))
-            pool = [straight_rgba(self.trainer.pool[i]) for i in self._random.sample(range(len(self.trainer.pool)), count)]
+            pool = [straight_rgba(self.trainer.pool[i]) for i in pool_choice(
+                self.trainer.pool, self.trainer.model.config.alive_threshold, self._random)]
             self._pool_time, self._pool_version = now, self._pool_version + 1
         target = old.target if old and old.target_version == self._target_version else \
             straight_rgba(self.trainer.target.rgba)
