@@ -10,6 +10,7 @@ from .bench import bench
 from .console import handle_sigterm, out
 from .export import export
 from .render import damage, grow, rotate
+from .studio import studio
 from .train import train
 
 app = typer.Typer(
@@ -35,7 +36,7 @@ def main_callback(
     """Neural Cellular Automata: one tiny per-cell network grows, keeps and heals a picture."""
 
 
-for command in (train, grow, damage, rotate, export, bench):
+for command in (train, grow, damage, rotate, export, bench, studio):
     app.command()(command)
 
 
