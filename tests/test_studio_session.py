@@ -231,3 +231,24 @@ def test_the_pool_samples_shown_are_grown_ones_first():
         chosen = pool_choice(pool, 0.1, random.Random(seed), count=4)
         assert len(chosen) == len(set(chosen)) == 4 and set(chosen[:2]) == {2, 7}
     assert sorted(pool_choice(pool[:3], 0.1, random.Random(0), count=4)) == [0, 1, 2]
+
+
+def test_damage_in_training_is_the_regen_experiment(tmp_path, disc_png):
+    trainer = open_run(disc_png, 12, 4, TINY_MODEL, TrainConfig.from_dict({**TINY_RECIPE.to_dict(), "mode": "persist"}),
+                       {}, torch.device("cpu"))
+    s = Session(trainer, tmp_path, 12, 4)
+    s.start()
+    try:
+        s.set_knobs(damage_count=2)  # remembered; persist stays persist
+        wait_for(lambda: s.snapshot.figures["knobs"]["damage_count"] == 2, "the count")
+        assert s.trainer.config.mode == "persist"
+        s.set_knobs(damage=True)
+        wait_for(lambda: s.trainer.config.mode == "regen", "damage on")
+        assert s.trainer.config.damage_count == 2
+        wait_for(lambda: s.snapshot.figures["knobs"]["damage"], "damage shown on")
+        s.set_knobs(damage=False)
+        wait_for(lambda: s.trainer.config.damage_count == 0, "damage off")
+        assert s.trainer.config.mode == "regen"
+        wait_for(lambda: not s.snapshot.figures["knobs"]["damage"], "damage shown off")
+    finally:
+        s.stop()

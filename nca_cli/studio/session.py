@@ -142,9 +142,13 @@ class Session:
         changes = {k: v for k, v in (("lr", lr), ("steps_min", steps_min), ("steps_max", steps_max)) if v is not None}
         if damage is not None or damage_count is not None:
             count = self._damage_count if damage_count is None else damage_count
-            on = (self.trainer.config.mode == "regen" and self.trainer.config.damage_count > 0) if damage is None else damage
-            changes.update(mode="regen", damage_count=count if on else 0)
-            TrainConfig.from_dict({**self.trainer.config.to_dict(), "damage_count": count, "mode": "regen"})
+            cfg = self.trainer.config
+            on = (cfg.mode == "regen" and cfg.damage_count > 0) if damage is None else damage
+            if on:  # damage in training is the regen experiment
+                changes.update(mode="regen", damage_count=count)
+            elif cfg.mode == "regen":
+                changes.update(damage_count=0)
+            TrainConfig.from_dict({**cfg.to_dict(), "damage_count": count, "mode": "regen"})  # the count kept
         TrainConfig.from_dict({**self.trainer.config.to_dict(), **changes})  # an NCAError now, not later
 
         def apply() -> None:
