@@ -39,7 +39,7 @@ function onMessage(m) {
   else if (m.type === "losses") {
     if (m.start === 0) state.losses = [];
     state.losses.length = m.start;
-    state.losses.push(...m.values);
+    for (const v of m.values) state.losses.push(v);  // (no spread: a long run has many)
     state.lossDirty = true;
   } else if (m.type === "notice") say(m.level, m.text, m.file);
   else if (m.type === "error") say("error", m.text);
@@ -99,7 +99,8 @@ function drawLoss() {
   const finite = logs.filter(Number.isFinite);
   $("loss-count").textContent = state.losses.length;
   if (finite.length < 2) return;
-  const lo = Math.floor(Math.min(...finite)), hi = Math.max(lo + 1, Math.ceil(Math.max(...finite)));
+  const lo = Math.floor(finite.reduce((a, b) => Math.min(a, b))),
+    hi = Math.max(lo + 1, Math.ceil(finite.reduce((a, b) => Math.max(a, b))));
   const y = (l) => H - 4 - (l - lo) / (hi - lo) * (H - 8);
   ctx.font = "10px sans-serif"; ctx.fillStyle = "#777"; ctx.strokeStyle = "#e3e3e3";
   for (let d = lo; d <= hi; d++) {
