@@ -365,9 +365,9 @@ def test_sigterm_while_rendering_leaves_nothing(tmp_path, name):
 
 def test_sigterm_while_training_saves_a_resumable_state(tmp_path, disc_png):
     args = ["train", disc_png, "-o", "m.safetensors", "--no-plots", *TINY_ARGS, "--iterations", "100000",
-            "--time-budget", "none"]
+            "--time-budget", "none", "--checkpoint-every", "1"]
     proc = start_nca(args, tmp_path)
-    time.sleep(8)  # past start-up, into the iterations
+    assert wait_for(lambda: (tmp_path / "m.ckpt.safetensors").exists(), timeout=120)  # into the iterations
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143, stderr

@@ -188,7 +188,8 @@ class NCA(nn.Module):
 
     def rollout(self, x: torch.Tensor, steps: int, angle: float | Sequence[float] | None = None,
                 generator: torch.Generator | Sequence[torch.Generator] | None = None,
-                on_step: StepHook | None = None, goal: GoalSchedule = None) -> torch.Tensor:
+                on_step: StepHook | None = None, goal: GoalSchedule = None,
+                fire: Callable[[int], torch.Tensor] | None = None) -> torch.Tensor:
         """Run `steps` updates from x (B, *S, C); returns the final state.
 
         on_step(k, x) is called with the state after k steps, for k = 0 (the start) to `steps`; what
@@ -196,6 +197,8 @@ class NCA(nn.Module):
         per sample, and then `generator` one per sample too, so that each sample fires exactly as
         it would run alone. `goal` (conditional models): goal numbers (B,) or (B, *S), or a
         function of the step k (0-based) that returns them, so that the goal can change mid-run.
+        `fire`, if given, is a function of k that returns the fire mask (B, *S) of step k+1 (else
+        cells fire at random, drawn from `generator`).
         """
         per_sample = isinstance(angle, Sequence)
         generators = generator if isinstance(generator, Sequence) else [generator] * len(x)
@@ -211,7 +214,7 @@ class NCA(nn.Module):
                                          goal=None if g is None else _sample_goal(g, i))
                                for i, a in enumerate(angle)])
             else:
-                x = self.step(x, angle=angle, generator=generator, goal=g)
+                x = self.step(x, None if fire is None else fire(k), angle=angle, generator=generator, goal=g)
         return x
 
     def forward(self, x: torch.Tensor, steps: int = 1) -> torch.Tensor:

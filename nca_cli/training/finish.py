@@ -63,8 +63,9 @@ def measure_run(trainer: Trainer) -> tuple[FinishedRun, dict]:
 
 def save_interrupted(trainer: Trainer, output: str | Path, state_path: str | Path) -> None:
     """A run stopped early: save its resume state and the model so far (not measured)."""
-    save_state(trainer, state_path)
-    save_model(output, trainer.result, trainer.target, trainer.summary("interrupted"))
+    save_state(trainer, state_path)  # every rank takes part; rank 0 writes
+    if trainer.world.leader:
+        save_model(output, trainer.result, trainer.target, trainer.summary("interrupted"))
 
 
 def plot_paths(output: str | Path) -> list[Path]:

@@ -20,7 +20,8 @@ from ..errors import NCAError
 from ..formats.model_file import read_safetensors, stored_goals_of, stored_target_of, write_safetensors
 from ..targets import GoalSet, Target
 from .config import TrainConfig
-from .trainer import Trainer
+from .distributed import SINGLE, World, gather, shard
+from .trainer import RANK_SEED, Trainer
 
 RESUME_FORMAT = "nca-train-state"
 
@@ -37,10 +38,16 @@ def save_state(trainer: Trainer, path: str | Path) -> None:
     for i, p in enumerate(trainer.model.parameters()):
         for key, value in trainer.optimizer.state.get(p, {}).items():
             tensors[f"optim.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    tensors["pool"] = trainer.pool.cpu().contiguous()
-    tensors["pool_goals"] = trainer.pool_goals.cpu().contiguous()
-    tensors["pool_placed"] = trainer.pool_placed.cpu().contiguous()
-    tensors["rng"] = trainer.generator.get_state().cpu()
+    world = trainer.world  # every rank takes part in gathering the pool; rank 0 writes
+    tensors["pool"] = torch.cat(gather(trainer.pool, world)).contiguous()
+    tensors["pool_goals"] = torch.cat(gather(trainer.pool_goals, world)).contiguous()
+    tensors["pool_placed"] = torch.cat(gather(trainer.pool_placed, world)).contiguous()
+    rngs = gather(trainer.generator.get_state().to(trainer.device), world)
+    tensors["rng"] = rngs[0]
+    if world.active:
+        tensors["rng.ranks"] = torch.stack(rngs)
+    if not world.leader:
+        return
     tensors["target"] = trainer.target.rgba.cpu().contiguous()
     tensors["losses"] = torch.tensor(trainer.losses, dtype=torch.float64)
     meta = {"format": RESUME_FORMAT, "nca_version": __version__,
@@ -48,16 +55,19 @@ def save_state(trainer: Trainer, path: str | Path) -> None:
             "training": json.dumps(trainer.config.to_dict()),
             "target": json.dumps(trainer.target.metadata()),
             "progress": json.dumps({"iteration": trainer.iteration, "elapsed": trainer.elapsed,
-                                    "rollbacks": trainer.rollbacks, "decay_from": trainer.decay_from})}
+                                    "rollbacks": trainer.rollbacks, "decay_from": trainer.decay_from,
+                                    "world_size": world.size})}
     write_safetensors(path, tensors, meta)
 
 
 def load_state(path: str | Path, target: Target | GoalSet | None = None, device: str | torch.device = "cpu",
-               iterations: int | None = None) -> Trainer:
+               iterations: int | None = None, world: World = SINGLE) -> Trainer:
     """Rebuild a Trainer from a resume state; `target` must be the one it was trained on (None: the
     target stored in the state, e.g. a picture drawn in the studio). The whole state is checked
     (every tensor's presence, shape and type, every progress field) before any of it is used: a
-    damaged state is an NCAError, never a half-restored run."""
+    damaged state is an NCAError, never a half-restored run. With `world`, each rank takes its
+    shard of the pool; a run resumed on another number of ranks continues with fresh random
+    streams (`trainer.reseeded` is then True)."""
     tensors, meta = read_safetensors(path)
     if meta.get("format") != RESUME_FORMAT:
         raise NCAError(f"{path} is not an nca training checkpoint")
@@ -73,7 +83,7 @@ def load_state(path: str | Path, target: Target | GoalSet | None = None, device:
                        f"size {stored_target.get('size')}, pad {stored_target.get('pad')})")
     if iterations is not None:
         train_config = TrainConfig.from_dict({**train_config.to_dict(), "iterations": iterations})
-    trainer = Trainer(model_config, train_config, target, device)
+    trainer = Trainer(model_config, train_config, target, device, world)
     _check_tensors(path, tensors, trainer, progress)
     trainer.model.load_state_dict(_unprefixed("model.", tensors))
     # States from before weight averaging carry none: the average starts from the weights.
@@ -83,12 +93,13 @@ def load_state(path: str | Path, target: Target | GoalSet | None = None, device:
         if name.startswith("optim."):
             _, i, key = name.split(".", 2)
             trainer.optimizer.state[params[int(i)]][key] = value.to(trainer.device)
-    trainer.pool = tensors["pool"].to(trainer.device)
+    mine = list(shard(len(tensors["pool"]), world))
+    trainer.pool = tensors["pool"][mine].to(trainer.device)
     # States from before conditional models carry no goals: every sample has goal 0, one seed.
     if "pool_goals" in tensors:
-        trainer.pool_goals = tensors["pool_goals"].to(trainer.device)
-        trainer.pool_placed = tensors["pool_placed"].to(trainer.device)
-    trainer.generator.set_state(tensors["rng"])
+        trainer.pool_goals = tensors["pool_goals"][mine].to(trainer.device)
+        trainer.pool_placed = tensors["pool_placed"][mine].to(trainer.device)
+    _restore_random(trainer, tensors, progress)
     trainer.losses = tensors["losses"].tolist()
     trainer.iteration, trainer.elapsed = progress["iteration"], float(progress["elapsed"])
     trainer.rollbacks = progress.get("rollbacks", 0)
@@ -96,7 +107,20 @@ def load_state(path: str | Path, target: Target | GoalSet | None = None, device:
     return trainer
 
 
-PROGRESS_FIELDS = {"iteration": int, "elapsed": (int, float), "rollbacks": int, "decay_from": int}
+def _restore_random(trainer: Trainer, tensors: dict, progress: dict) -> None:
+    """Each rank's generator where the run saved it; fresh streams on another number of ranks."""
+    world, saved = trainer.world, progress.get("world_size", 1)
+    trainer.reseeded = saved != world.size
+    if trainer.reseeded:
+        trainer.generator.manual_seed(trainer.config.seed + RANK_SEED * world.rank + trainer.iteration + 1)
+    elif world.active:
+        trainer.generator.set_state(tensors["rng.ranks"][world.rank].cpu())
+    else:
+        trainer.generator.set_state(tensors["rng"])
+
+
+PROGRESS_FIELDS = {"iteration": int, "elapsed": (int, float), "rollbacks": int, "decay_from": int,
+                   "world_size": int}
 
 
 def _read_meta(path, meta: dict) -> tuple[NCAConfig, TrainConfig, dict, dict]:
@@ -122,10 +146,16 @@ def _read_meta(path, meta: dict) -> tuple[NCAConfig, TrainConfig, dict, dict]:
 
 def _check_tensors(path, tensors: dict[str, torch.Tensor], trainer: Trainer, progress: dict) -> None:
     """Every tensor a resume state needs, with the shape and type this run expects."""
+    whole = len(trainer.pool) * trainer.world.size  # the pool of all ranks together
     expected = {**{f"model.{k}": v for k, v in trainer.model.state_dict().items()},
-                "pool": trainer.pool, "rng": trainer.generator.get_state()}
+                "pool": trainer.pool.new_empty(whole, *trainer.pool.shape[1:]), "rng": trainer.generator.get_state()}
     if "pool_goals" in tensors or "pool_placed" in tensors:
-        expected.update({"pool_goals": trainer.pool_goals, "pool_placed": trainer.pool_placed})
+        expected.update({"pool_goals": trainer.pool_goals.new_empty(whole),
+                         "pool_placed": trainer.pool_placed.new_empty(whole)})
+    saved_world = progress.get("world_size", 1)
+    if saved_world > 1 and saved_world == trainer.world.size:
+        rng = trainer.generator.get_state()
+        expected["rng.ranks"] = rng.new_empty(saved_world, *rng.shape)
     if any(k.startswith("averaged.") for k in tensors):
         expected.update({f"averaged.{k}": v for k, v in trainer.averaged.state_dict().items()})
     for name, like in expected.items():

@@ -26,7 +26,11 @@ from ..errors import NCAError
 from ..runtime.limits import check_memory
 from ..targets import GoalSet, Target
 from .config import TrainConfig
+from .distributed import SINGLE, World, agree, average_gradients, largest, mean
 from .samples import Batch, first_goals, restart, sample_losses, switch_goals
+
+
+RANK_SEED = 1_000_003  # rank r's generator is seeded seed + r * RANK_SEED
 
 
 def training_bytes(model: NCAConfig, recipe: TrainConfig, shape: tuple[int, ...]) -> int:
@@ -51,18 +55,24 @@ class Trainer:
     """Holds the whole training state: model, optimiser, pool, random generator, history."""
 
     def __init__(self, model_config: NCAConfig, train_config: TrainConfig, target: Target | GoalSet,
-                 device: str | torch.device = "cpu"):
-        """`target`: a Target, or for a conditional model (model_config.goals) a GoalSet of as many goals."""
+                 device: str | torch.device = "cpu", world: World = SINGLE):
+        """`target`: a Target, or for a conditional model (model_config.goals) a GoalSet of as many goals.
+        `world`: the ranks of a data-parallel run (distributed.py); each holds a shard of the pool
+        and trains on its own batch, with gradients averaged over the ranks."""
         self.config = train_config
         self.target = target
         self.device = torch.device(device)
+        self.world = world
         check_target(model_config, target)
+        if world.active and train_config.mode != "grow" and train_config.pool_size % world.size:
+            raise NCAError(f"the pool ({train_config.pool_size}) must divide evenly among {world.size} ranks")
         check_memory(training_bytes(model_config, train_config, target.shape),
                      f"training on a {'x'.join(map(str, target.shape))} grid (batch {train_config.batch}, "
                      f"pool {train_config.pool_size}, rollouts up to {train_config.steps_max} steps)", self.device)
         self._use_target(target)
-        self.generator = torch.Generator(device=self.device).manual_seed(train_config.seed)
-        torch.manual_seed(train_config.seed)  # the model's initial weights
+        # Each rank draws its own batches and fire masks; rank 0 draws what a single process would.
+        self.generator = torch.Generator(device=self.device).manual_seed(train_config.seed + RANK_SEED * world.rank)
+        torch.manual_seed(train_config.seed)  # the model's initial weights: the same on every rank
         self.model = NCA(model_config).to(self.device)
         # The moving average of the weights is what gets saved: it is steadier than the weights of
         # any one iteration, whose last steps follow a single noisy batch (README, Performance).
@@ -70,7 +80,7 @@ class Trainer:
         self.averaged.load_state_dict(self.model.state_dict())
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr)
         self.seed = seed_state(model_config, *target.shape, device=self.device)  # (1, *S, C)
-        pool = train_config.pool_size if train_config.mode != "grow" else 0
+        pool = train_config.pool_size // world.size if train_config.mode != "grow" else 0  # this rank's shard
         self.pool = self.seed.expand(pool, *self.seed.shape[1:]).clone()
         self.pool_goals = first_goals(pool, model_config.goals, self.device)  # (pool,) each sample's goal
         self.pool_placed = torch.zeros(pool, dtype=torch.bool, device=self.device)  # grown from several seeds
@@ -81,6 +91,7 @@ class Trainer:
         # The iteration from which the rate is dropped: lr_decay_at, or earlier when a time budget
         # would end the run before it (see run()).
         self.decay_from = train_config.lr_decay_at
+        self.reseeded = False  # resumed on another number of ranks, with fresh random streams (resume.py)
 
     # -- one iteration -------------------------------------------------------------------------
 
@@ -96,7 +107,7 @@ class Trainer:
         cfg, g = self.config, self.generator
         if cfg.mode == "grow":
             return self._fresh(None, [self._restart() for _ in range(cfg.batch)])
-        idx = torch.randperm(cfg.pool_size, generator=g, device=self.device)[: cfg.batch]
+        idx = torch.randperm(len(self.pool), generator=g, device=self.device)[: cfg.batch]
         order = self.losses_of(self.pool[idx], self.pool_goals[idx], self.pool_placed[idx]).argsort(descending=True)
         idx = idx[order]
         batch = Batch(idx, self.pool[idx], self.pool_goals[idx], self.pool_placed[idx].clone())
@@ -127,17 +138,26 @@ class Trainer:
         return sample_losses(x, self.targets, goals, placed, self.reach)
 
     def train_step(self) -> float:
-        """One iteration: rollout, loss, normalised gradients, Adam step, pool write-back."""
+        """One iteration: draw a batch, roll it out, learn from it, write it back to the pool."""
         cfg = self.config
         batch = self.draw()
         steps = int(torch.randint(cfg.steps_min, cfg.steps_max + 1, (1,), generator=self.generator,
                                   device=self.device))
+        return self.learn(batch, steps)
+
+    def learn(self, batch: Batch, steps: int, fire=None) -> float:
+        """Roll `batch` out for `steps` steps (fire masks from the generator, or fire(k)), and take
+        one optimiser step on its loss: gradients averaged over the ranks, each parameter's
+        normalised, Adam. Writes the results back to the pool. Returns the batch loss (the mean
+        over the ranks), NaN if the step was rolled back."""
+        cfg = self.config
         goal = batch.goals if self.model.config.goals else None
-        x = self.model.rollout(batch.x, steps, generator=self.generator, goal=goal)
+        x = self.model.rollout(batch.x, steps, generator=self.generator, goal=goal, fire=fire)
         loss = self.losses_of(x, batch.goals, batch.placed).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        value = float(loss.detach())
+        average_gradients(self.model.parameters(), self.world)
+        value = mean(float(loss.detach()), self.world)
         if not math.isfinite(value) or not self._normalise_gradients():
             self.rollbacks += 1  # skip the update: the weights stay at the last good state
             return value
@@ -230,9 +250,11 @@ class Trainer:
         Returns why it stopped: "done", "time budget" or "interrupted".
         """
         while self.iteration < self.config.iterations:
-            if should_stop is not None and should_stop():
+            # Every rank decides alike (a stop asked for on one stops all; the slowest rank's time counts).
+            if agree(should_stop is not None and should_stop(), self.world):
                 return "interrupted"
             if time_budget is not None:
+                self.elapsed = largest(self.elapsed, self.world)
                 if self.elapsed >= time_budget:
                     return "time budget"
                 if self.elapsed >= self.config.decay_fraction * time_budget:
@@ -304,7 +326,8 @@ class Trainer:
         return sum(finite) / len(finite) if finite else float("nan")
 
     def summary(self, stopped: str) -> dict:
-        return {**self.config.to_dict(), "iterations_done": self.iteration,
+        return {**self.config.to_dict(), "iterations_done": self.iteration, "world_size": self.world.size,
+                "effective_batch": self.config.batch * self.world.size,
                 "wall_time_s": round(self.elapsed, 1), "final_loss": self.final_loss(),
                 "stopped": stopped, "rollbacks": self.rollbacks,
                 "lr_dropped_at": self.decay_from if self.decay_from < self.iteration else None}
