@@ -55,9 +55,9 @@ def test_rect_half_noise_and_mask_shapes():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"shape": "star"}, "unknown shape 'star': use one of circle, rect, half, noise, mask"),
+    ({"shape": "star"}, "unknown shape 'star': use one of circle, sphere, rect, half, noise, mask"),
     ({"radius": -1}, "radius must not be negative, got -1"),
-    ({"side": "middle"}, "unknown side 'middle': use one of left, right, top, bottom"),
+    ({"side": "middle"}, "unknown side 'middle': use one of left, right, top, bottom, front, back"),
     ({"fraction": 2}, "noise fraction must be between 0 and 1, got 2"),
     ({"shape": "mask"}, "shape mask needs a mask picture"),  # the library names values, not flags
 ])
@@ -126,7 +126,7 @@ def test_damage_video_marks_the_wound(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--shape", "star"], "Error: unknown shape 'star': use one of circle, rect, half, noise, mask"),
+    (["--shape", "star"], "Error: unknown shape 'star': use one of circle, sphere, rect, half, noise, mask"),
     (["--radius", "-2"], "Error: radius must not be negative, got -2"),
     (["--at", "500", "--steps", "400"], "Error: --at must be between 0 and --steps - 1 (399), got 500"),
     (["--center", "100,5"], "Error: position 100,5 is off the 72x72 grid"),

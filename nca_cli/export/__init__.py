@@ -18,6 +18,7 @@ from .web import export_web
 FORMATS = {"onnx": ".onnx", "web": ".html", "distill": ".json", "int8": ".safetensors",
            "safetensors": ".safetensors"}
 QUANTIZED = ("int8", "distill")  # formats whose weights lose precision
+PICTURE_FORMATS = ("web", "distill")  # formats whose runners are 2D
 
 
 def check_export(fmt: str, output: Path) -> None:
@@ -32,6 +33,9 @@ def export_model(loaded: LoadedModel, fmt: str, output: Path) -> None:
     """Write `loaded` in format `fmt` to `output`."""
     check_export(fmt, output)
     model = loaded.model
+    if model.config.dims == 3 and fmt in PICTURE_FORMATS:
+        raise NCAError(f"format {fmt} runs pictures (2D grids); this model grows a voxel body: use onnx, int8 "
+                       "or safetensors")
     if fmt == "onnx":
         export_onnx(model, output)
     elif fmt == "web":

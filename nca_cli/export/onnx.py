@@ -16,15 +16,19 @@ OPSET = 17
 
 
 class OnnxStep(nn.Module):
-    """Inputs: state (B, H, W, C) float32; fire (B, H, W) float32, 1 where a cell updates; angle ()
-    float32, the perception rotation in radians. Output: the next state (B, H, W, C)."""
+    """Inputs: state (B, *S, C) float32 (S: H, W, or D, H, W for a voxel body); fire (B, *S) float32,
+    1 where a cell updates; angle () float32, the perception rotation in radians (about the
+    model's axis in 3D). Output: the next state (B, *S, C)."""
 
     def __init__(self, model: NCA):
         super().__init__()
         self.step = DenseStep(model)
+        dims = model.config.dims
+        self.to_channels_first = (0, dims + 1, *range(1, dims + 1))
+        self.to_channels_last = (0, *range(2, dims + 2), 1)
 
     def forward(self, state: torch.Tensor, fire: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-        return self.step(state.permute(0, 3, 1, 2), fire, angle).permute(0, 2, 3, 1)
+        return self.step(state.permute(*self.to_channels_first), fire, angle).permute(*self.to_channels_last)
 
 
 def export_onnx(model: NCA, path: str | Path, opset: int = OPSET) -> None:
@@ -34,10 +38,10 @@ def export_onnx(model: NCA, path: str | Path, opset: int = OPSET) -> None:
     except ImportError:
         raise NCAError("ONNX export needs the onnx package: pip install onnx") from None
     step = OnnxStep(model.cpu()).eval()
-    C = model.config.channels
-    example = (torch.zeros(1, 8, 8, C), torch.ones(1, 8, 8), torch.tensor(0.0))
-    dynamic = {"state": {0: "batch", 1: "height", 2: "width"}, "fire": {0: "batch", 1: "height", 2: "width"},
-               "next_state": {0: "batch", 1: "height", 2: "width"}}
+    C, dims = model.config.channels, model.config.dims
+    example = (torch.zeros(1, *(8,) * dims, C), torch.ones(1, *(8,) * dims), torch.tensor(0.0))
+    sides = dict(enumerate(["batch"] + (["depth"] if dims == 3 else []) + ["height", "width"]))
+    dynamic = {"state": sides, "fire": sides, "next_state": sides}
     with atomic_output(path) as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(step, example, str(tmp), input_names=["state", "fire", "angle"],

@@ -66,9 +66,11 @@ def save_panels(path: str | Path, panels: list[np.ndarray], labels: list[str], s
 
 
 def save_sweep_plot(path: str | Path, by_radius: list[dict], by_position: list[dict], pattern: np.ndarray,
-                    scale: int = 4) -> None:
+                    scale: int = 4, markers: list[tuple[float, float, float]] | None = None) -> None:
     """Recovery rate against wound radius (left) and a heat map of recovery by wound centre drawn
-    over the grown pattern (right: red never recovers, green always). Written atomically."""
+    over the grown pattern (right: red never recovers, green always). The centres are cells
+    (`by_position` row, col) of the pattern drawn `scale` pixels a cell, or `markers` (pixel row,
+    col, recovery rate) on a picture of the pattern (a view of a voxel body). Written atomically."""
     H, W = pattern.shape[:2]
     chart_w, chart_h, left, bottom = 360, max(H * scale, 240), 44, 30
     image = Image.new("RGB", (chart_w + W * scale + 24, chart_h + 40), "white")
@@ -90,12 +92,13 @@ def save_sweep_plot(path: str | Path, by_radius: list[dict], by_position: list[d
             draw.ellipse((px - 3, py - 3, px + 3, py + 3), fill=SMOOTH)
             draw.text((px - 6, y1 + 6), f"{r:g}", fill=INK)
     heat = upscale(pattern, scale).astype(np.float32) * 0.35 + 255 * 0.65  # the pattern, faded
-    half = max(1, scale * 2)
-    for cell in by_position:
-        rate = cell["recovery_rate"]
+    half = max(1, scale * 2) if markers is None else 4
+    if markers is None:
+        markers = [(c["row"] * scale + scale // 2, c["col"] * scale + scale // 2, c["recovery_rate"]) for c in by_position]
+    for cy, cx, rate in markers:
         colour = np.array([255 * (1 - rate), 200 * rate, 40], dtype=np.float32)
-        cy, cx = cell["row"] * scale + scale // 2, cell["col"] * scale + scale // 2
-        heat[max(cy - half, 0) : cy + half, max(cx - half, 0) : cx + half] = colour
+        cy, cx = int(round(cy)), int(round(cx))
+        heat[max(cy - half, 0) : max(cy + half, 0), max(cx - half, 0) : max(cx + half, 0)] = colour
     image.paste(Image.fromarray(heat.astype(np.uint8)), (chart_w + 12, 20))
     draw.text((chart_w + 12, 4), "recovery by wound centre", fill=INK)
     with atomic_output(path) as tmp:

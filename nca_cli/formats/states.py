@@ -1,4 +1,5 @@
-"""Raw states written by `nca grow -o states.npy`: float32 (frames, H, W, C), read back to start from."""
+"""Raw states written by `nca grow -o states.npy`: float32 (frames, *S, C) (S: H, W or D, H, W), read
+back to start from."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ import torch
 from ..errors import NCAError
 
 
-def read_last_state(path: str | Path, channels: int) -> torch.Tensor:
-    """The last state of an .npy file of states (frames, H, W, C) or one state (H, W, C). -> (1, H, W, C)"""
+def read_last_state(path: str | Path, channels: int, dims: int = 2) -> torch.Tensor:
+    """The last state of an .npy file of states (frames, *S, C) or one state (*S, C), S of `dims`
+    sides. -> (1, *S, C)"""
     try:
         states = np.load(path, allow_pickle=False, mmap_mode="r")
     except (OSError, ValueError) as exc:
         raise NCAError(f"cannot read state {path}: {exc}") from None
-    if states.ndim not in (3, 4) or states.shape[-1] != channels or states.dtype != np.float32:
-        raise NCAError(f"{path} holds {states.dtype} {states.shape}; expected float32 states with {channels} channels")
-    last = np.array(states[-1] if states.ndim == 4 else states)
+    if states.ndim not in (dims + 1, dims + 2) or states.shape[-1] != channels or states.dtype != np.float32:
+        raise NCAError(f"{path} holds {states.dtype} {states.shape}; expected float32 states with {channels} channels"
+                       + ("" if dims == 2 else " on a 3D grid"))
+    last = np.array(states[-1] if states.ndim == dims + 2 else states)
     return torch.from_numpy(last)[None]

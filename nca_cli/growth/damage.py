@@ -1,7 +1,8 @@
 """Damage: which cells to kill. Masks are (B, *S) bool, True = killed (S: (H, W), or (D, H, W)).
 
-Shapes: a disc, a rectangle, half of the pattern cut away, random noise, or a mask picture.
-Positions are in cells, or in percent of the living pattern's bounding box ("50%,30%").
+Shapes: a disc (a ball in a voxel body: `sphere` and `circle` are the same shape), a rectangle,
+half of the pattern cut away, random noise, or a mask picture. Positions are in cells, or in
+percent of the living pattern's bounding box ("50%,30%"; three coordinates D,H,W in a voxel body).
 """
 
 from __future__ import annotations
@@ -13,8 +14,14 @@ import torch
 
 from ..errors import NCAError
 
-SHAPES = ("circle", "rect", "half", "noise", "mask")
-SIDES = ("left", "right", "top", "bottom")
+SHAPES = ("circle", "sphere", "rect", "half", "noise", "mask")
+SIDES = ("left", "right", "top", "bottom", "front", "back")
+# The halves a side names: (grid axis, the half above the middle) on a picture (H, W) and on a
+# voxel body (D up, H, W); front and back are only in a voxel body.
+HALVES = {2: {"top": (0, False), "bottom": (0, True), "left": (1, False), "right": (1, True)},
+          3: {"top": (0, True), "bottom": (0, False), "front": (1, False), "back": (1, True),
+              "left": (2, False), "right": (2, True)}}
+PICTURE_ONLY = ("rect", "mask")  # shapes that are drawn on a 2D grid
 # Training wounds: disc radii drawn uniformly from this range, as fractions of the grid's width
 # (the article's 5% to 20%).
 TRAINING_WOUND_RADIUS = (0.05, 0.20)
@@ -84,12 +91,23 @@ def body_point(alpha: torch.Tensor) -> tuple[float, ...]:
     return tuple(float(c) for c in nearest)
 
 
-def parse_position(text: str) -> tuple[str, str]:
-    """'36,40' or '50%,30%' (row, column) -> the two parts, checked."""
+def body_box(x: torch.Tensor, threshold: float = 0.1) -> tuple[list[int], list[int]] | None:
+    """The living pattern's bounding box in a state (*S, C): lowest and highest cell per axis (inclusive)."""
+    alive = (x[..., 3] > threshold).nonzero()
+    if len(alive) == 0:
+        return None
+    return alive.min(0).values.tolist(), alive.max(0).values.tolist()
+
+
+def parse_position(text: str) -> tuple[str, ...]:
+    """'36,40' or '50%,30%' (row, column), or three coordinates 'D,H,W' in a voxel body -> the
+    parts, checked."""
     parts = [p.strip() for p in text.split(",")]
-    if len(parts) != 2 or not all(_is_coordinate(p) for p in parts):
-        raise NCAError(f"invalid position {text!r}: expected ROW,COL in cells or percent, e.g. 36,40 or 50%,30%")
-    return parts[0], parts[1]
+    if len(parts) not in (2, 3) or not all(_is_coordinate(p) for p in parts):
+        raise NCAError(f"invalid position {text!r}: expected ROW,COL in cells or percent, e.g. 36,40 or 50%,30% "
+                       "(D,H,W in a voxel body)" if len(parts) == 3 else
+                       f"invalid position {text!r}: expected ROW,COL in cells or percent, e.g. 36,40 or 50%,30%")
+    return tuple(parts)
 
 
 def _is_coordinate(text: str) -> bool:
@@ -100,19 +118,20 @@ def _is_coordinate(text: str) -> bool:
     return True
 
 
-def resolve_position(position: tuple[str, str] | None, x: torch.Tensor, threshold: float = 0.1) -> tuple[float, float]:
-    """A position in cells for the pattern in x (H, W, C): absolute, percent of the box, or (None) on the body."""
-    H, W = x.shape[:2]
+def resolve_position(position: tuple[str, ...] | None, x: torch.Tensor, threshold: float = 0.1) -> tuple[float, ...]:
+    """A position in cells for the pattern in x (*S, C): absolute, percent of the box, or (None) on the body."""
+    shape = tuple(x.shape[:-1])
     if position is None:
         return body_point(x[..., 3])
-    box = living_box(x, threshold) or (0, 0, H - 1, W - 1)
-    coords = []
-    for text, low, high in ((position[0], box[0], box[2]), (position[1], box[1], box[3])):
-        coords.append(low + (high - low) * float(text[:-1]) / 100 if text.endswith("%") else float(text))
-    row, col = coords
-    if not (0 <= row < H and 0 <= col < W):
-        raise NCAError(f"position {position[0]},{position[1]} is off the {H}x{W} grid")
-    return row, col
+    if len(position) != len(shape):
+        raise NCAError(f"position {','.join(position)} has {len(position)} coordinates; this grid has {len(shape)} "
+                       f"({'ROW,COL' if len(shape) == 2 else 'D,H,W'})")
+    low, high = body_box(x, threshold) or ([0] * len(shape), [n - 1 for n in shape])
+    coords = tuple(lo + (hi - lo) * float(text[:-1]) / 100 if text.endswith("%") else float(text)
+                   for text, lo, hi in zip(position, low, high))
+    if not all(0 <= c < n for c, n in zip(coords, shape)):
+        raise NCAError(f"position {','.join(position)} is off the {'x'.join(map(str, shape))} grid")
+    return coords
 
 
 @dataclass
@@ -120,8 +139,8 @@ class Wound:
     """A damage to apply: a shape and its parameters (cells unless stated)."""
 
     shape: str = "circle"
-    position: tuple[str, str] | None = None  # centre; None: on the pattern's body
-    radius: float = 10.0  # circle
+    position: tuple[str, ...] | None = None  # centre; None: on the pattern's body
+    radius: float = 10.0  # circle, sphere
     size: tuple[int, int] = (12, 12)  # rect: height, width
     side: str = "left"  # half: which half is cut away
     fraction: float = 0.5  # noise: share of cells killed
@@ -146,29 +165,45 @@ class Wound:
         if self.mask is not None and tuple(self.mask.shape) != (height, width):
             raise NCAError(f"the mask is {self.mask.shape[0]}x{self.mask.shape[1]} but the grid is {height}x{width}")
 
+    def check_dims(self, dims: int) -> None:
+        """Rectangles, mask pictures and the front and back halves exist on one kind of grid only."""
+        if dims == 3 and self.shape in PICTURE_ONLY:
+            raise NCAError(f"a {self.shape} wound is drawn on a picture; a voxel body takes sphere, half or noise")
+        if self.shape == "half" and self.side not in HALVES[dims]:
+            raise NCAError(f"side {self.side} is a half of a voxel body; a picture has {', '.join(HALVES[2])}")
+
     def masks(self, x: torch.Tensor, threshold: float = 0.1,
               generator: torch.Generator | None = None) -> torch.Tensor:
-        """The cells this wound kills in each pattern of x (B, H, W, C). -> (B, H, W) bool"""
+        """The cells this wound kills in each pattern of x (B, *S, C). -> (B, *S) bool"""
+        self.check_dims(x.ndim - 2)
+        if self.shape == "noise":
+            return torch.rand(x.shape[:-1], generator=generator, device=x.device) < self.fraction
+        if self.shape in ("circle", "sphere", "half"):
+            return torch.stack([self._ball_or_half(x[b], threshold) for b in range(len(x))])
         B, H, W, _ = x.shape
         if self.shape == "mask":
             self.check_grid(H, W)
             return self.mask.to(x.device).expand(B, H, W)
-        if self.shape == "noise":
-            return torch.rand(B, H, W, generator=generator, device=x.device) < self.fraction
-        return torch.stack([self._mask_one(x[b], threshold) for b in range(B)])
+        return torch.stack([self._rect(x[b], threshold) for b in range(B)])
 
-    def _mask_one(self, x: torch.Tensor, threshold: float) -> torch.Tensor:
+    def _ball_or_half(self, x: torch.Tensor, threshold: float) -> torch.Tensor:
+        """A ball (disc) about the wound's centre, or half of the living box, in one pattern (*S, C)."""
+        shape = tuple(x.shape[:-1])
+        if self.shape != "half":
+            centre = torch.tensor([resolve_position(self.position, x, threshold)], device=x.device)
+            return ball_mask(shape, centre, torch.tensor([float(self.radius)], device=x.device))[0]
+        axis, above = HALVES[len(shape)][self.side]
+        low, high = body_box(x, threshold) or ([0] * len(shape), [n - 1 for n in shape])
+        along = torch.arange(shape[axis], device=x.device).float()
+        middle = (low[axis] + high[axis]) / 2
+        cut = along > middle if above else along < middle
+        return cut.view([-1 if k == axis else 1 for k in range(len(shape))]).expand(shape)
+
+    def _rect(self, x: torch.Tensor, threshold: float) -> torch.Tensor:
         H, W = x.shape[:2]
         rows = torch.arange(H, device=x.device).view(-1, 1).float()
         cols = torch.arange(W, device=x.device).view(1, -1).float()
-        if self.shape == "half":
-            top, left, bottom, right = living_box(x, threshold) or (0, 0, H - 1, W - 1)
-            mid_row, mid_col = (top + bottom) / 2, (left + right) / 2
-            cut = {"left": cols < mid_col, "right": cols > mid_col, "top": rows < mid_row, "bottom": rows > mid_row}
-            return cut[self.side].expand(H, W)
         cy, cx = resolve_position(self.position, x, threshold)
-        if self.shape == "circle":
-            return (rows - cy).square() + (cols - cx).square() < self.radius ** 2
         h, w = self.size
         top, left = math.ceil(cy - h / 2), math.ceil(cx - w / 2)  # exactly h rows and w columns about the centre
         return (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)

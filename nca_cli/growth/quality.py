@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from ..engine import NCA, rgba_loss, seed_state
 from ..targets import Target
+from ..voxels.metrics import body_scores
 from .damage import apply_damage, ball_mask, body_point
 
 GROW_STEPS = 200  # steps from the seed before the grown pattern is scored, and again after the cut
@@ -17,17 +18,20 @@ CUT_FRACTION_3D = 0.25  # a 3D body is cut by a ball of this fraction of its lon
 
 @dataclass
 class Quality:
-    """Mean RGBA losses over several runs: grown from the seed, and regrown after a cut."""
+    """Mean RGBA losses over several runs: grown from the seed, and regrown after a cut; for a
+    voxel body also the occupancy IoU and colour error of both (`voxels`: grown_iou,
+    grown_colour_mse, regrown_iou, regrown_colour_mse)."""
 
     grow_loss: float
     regrow_loss: float
     runs: int
     steps: int
     cut_radius: float = CUT_RADIUS
+    voxels: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"grow_loss": self.grow_loss, "regrow_loss": self.regrow_loss, "runs": self.runs,
-                "steps": self.steps, "cut_radius": self.cut_radius}
+                "steps": self.steps, "cut_radius": self.cut_radius, **self.voxels}
 
 
 def cut_radius(target: Target) -> float:
@@ -61,7 +65,10 @@ def measure_quality(model: NCA, target: Target, runs: int = 8, steps: int = GROW
     radius = cut_radius(target)
     centre = torch.tensor([body_point(target.rgba[..., 3])])
     cut = ball_mask(target.shape, centre, torch.tensor([radius])).to(device)
+    voxels = {f"grown_{k}": v for k, v in body_scores(x, goal).items()} if target.dims == 3 else {}
     x = model.rollout(apply_damage(x, cut[0]), steps, generator=generator)
     regrow = rgba_loss(x, goal)
+    if target.dims == 3:
+        voxels.update({f"regrown_{k}": v for k, v in body_scores(x, goal).items()})
     return Quality(grow_loss=float(grow.mean()), regrow_loss=float(regrow.mean()), runs=runs, steps=steps,
-                   cut_radius=radius)
+                   cut_radius=radius, voxels=voxels)

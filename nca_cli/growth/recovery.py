@@ -15,11 +15,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..engine import NCA
+from ..engine import NCA, render_rgb
 from ..engine.config import FLOAT
 from ..errors import InvalidOption, NCAError
+from ..formats.plots import save_sweep_plot
 from ..runtime.limits import check_memory, check_steps
-from .damage import Wound, apply_damage, circle_mask
+from ..voxels.render import body_view
+from .damage import Wound, apply_damage, ball_mask
 from .quality import GROW_STEPS, grow_from_seed
 from .run import RenderOptions, render_run
 
@@ -34,7 +36,7 @@ def check_tolerance(tolerance: float) -> None:
         raise InvalidOption("tolerance", f"must be a number of at least 0, got {tolerance:g}")
 
 
-def check_sweep(grid: tuple[int, int], radii: list[float], spacing: int, seeds: int, recover_steps: int,
+def check_sweep(grid: tuple[int, ...], radii: list[float], spacing: int, seeds: int, recover_steps: int,
                 tolerance: float) -> None:
     """Refuse sweeps that make no sense or would take absurdly long, before growing anything."""
     check_tolerance(tolerance)
@@ -68,19 +70,21 @@ def recovery_from_losses(step: int, losses: list[float], before: float, after: f
 
 
 def wound_outline(mask: np.ndarray) -> np.ndarray:
-    """Cells on the edge of an (H, W) bool mask."""
+    """Where a wound is drawn: on a picture (H, W) the cells on the edge of the mask; in a voxel body
+    (D, H, W), whose cut cells are empty space, the cells just outside it (the cut's surface)."""
     padded = np.pad(mask, 1, constant_values=False)
-    inner = mask.copy()
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            inner &= padded[1 + dy : 1 + dy + mask.shape[0], 1 + dx : 1 + dx + mask.shape[1]]
-    return mask & ~inner
+    inner, outer = mask.copy(), np.zeros_like(mask)
+    for offset in np.ndindex(*(3,) * mask.ndim):
+        shifted = padded[tuple(slice(o, o + n) for o, n in zip(offset, mask.shape))]
+        inner &= shifted
+        outer |= shifted
+    return mask & ~inner if mask.ndim == 2 else outer & ~mask
 
 
 @dataclass
 class WoundReport:
     """The outcome of wound_experiment: one Recovery per wound, what losses were measured against,
-    and the final state (B, H, W, C)."""
+    and the final state (B, *S, C)."""
 
     recoveries: list[Recovery]
     against: str  # "the target" or "the pattern before the first wound"
@@ -90,11 +94,11 @@ class WoundReport:
 def wound_experiment(model: NCA, x: torch.Tensor, wound: Wound, wound_steps: list[int], options: RenderOptions,
                      target: torch.Tensor | None = None, tolerance: float = DEFAULT_TOLERANCE,
                      on_progress: Callable[[int, int], None] | None = None) -> WoundReport:
-    """Run from x (1, H, W, C), wound it after each of `wound_steps` steps, keep running, and
+    """Run from x (1, *S, C), wound it after each of `wound_steps` steps, keep running, and
     measure how each wound heals; the run's frames go to options.output (if any), the wound's
     outline drawn on the frames just after it.
 
-    target: (H, W, 4) to measure losses against, or None: the pattern just before the first wound.
+    target: (*S, 4) to measure losses against, or None: the pattern just before the first wound.
     """
     check_tolerance(tolerance)
     wound_steps = sorted(set(wound_steps))
@@ -140,15 +144,20 @@ def wound_experiment(model: NCA, x: torch.Tensor, wound: Wound, wound_steps: lis
                        final)
 
 
+def position_keys(dims: int) -> tuple[str, ...]:
+    """How a sweep names a wound centre's coordinates: row, col on a picture; d, h, w in a voxel body."""
+    return ("row", "col") if dims == 2 else ("d", "h", "w")
+
+
 @dataclass
 class SweepResult:
-    """Trials of disc wounds of several radii at many points of the body, from several seeds."""
+    """Trials of disc (ball) wounds of several radii at many points of the body, from several seeds."""
 
     tolerance: float
     grow_steps: int
     recover_steps: int
-    grid: tuple[int, int]
-    trials: list[dict] = field(default_factory=list)  # radius, row, col, seed, before, final, recovered, steps
+    grid: tuple[int, ...]
+    trials: list[dict] = field(default_factory=list)  # radius, row, col (d, h, w), seed, before, final, recovered, steps
 
     def by_radius(self) -> list[dict]:
         """Per radius: trials, recovery rate, median steps to recover (recovered trials), mean final loss."""
@@ -163,41 +172,42 @@ class SweepResult:
 
     def by_position(self) -> list[dict]:
         """Per wound centre: the share of trials (all radii and seeds) that recovered."""
-        cells: dict[tuple[int, int], list[bool]] = {}
+        keys = position_keys(len(self.grid))
+        cells: dict[tuple[int, ...], list[bool]] = {}
         for t in self.trials:
-            cells.setdefault((t["row"], t["col"]), []).append(t["recovered"])
-        return [{"row": r, "col": c, "recovery_rate": sum(v) / len(v)} for (r, c), v in sorted(cells.items())]
+            cells.setdefault(tuple(t[k] for k in keys), []).append(t["recovered"])
+        return [{**dict(zip(keys, p)), "recovery_rate": sum(v) / len(v)} for p, v in sorted(cells.items())]
 
     def to_dict(self) -> dict:
         return {**{k: v for k, v in asdict(self).items() if k != "trials"},
                 "by_radius": self.by_radius(), "by_position": self.by_position(), "trials": self.trials}
 
 
-def body_positions(x: torch.Tensor, spacing: int) -> list[tuple[int, int]]:
-    """Cells on a lattice of `spacing` where the grown pattern (H, W, C) is opaque (alpha > 0.5)."""
-    H, W = x.shape[:2]
-    return [(r, c) for r in range(spacing // 2, H, spacing) for c in range(spacing // 2, W, spacing)
-            if x[r, c, 3] > 0.5]
+def body_positions(x: torch.Tensor, spacing: int) -> list[tuple[int, ...]]:
+    """Cells on a lattice of `spacing` where the grown pattern (*S, C) is opaque (alpha > 0.5)."""
+    lattice = x[tuple(slice(spacing // 2, None, spacing) for _ in x.shape[:-1])][..., 3] > 0.5
+    return [tuple(spacing // 2 + spacing * int(i) for i in cell) for cell in lattice.nonzero().tolist()]
 
 
 @torch.inference_mode()
-def sweep(model: NCA, target: torch.Tensor | None, grid: tuple[int, int], radii: list[float], spacing: int,
+def sweep(model: NCA, target: torch.Tensor | None, grid: tuple[int, ...], radii: list[float], spacing: int,
           seeds: int, grow_steps: int = GROW_STEPS, recover_steps: int = 200, tolerance: float = DEFAULT_TOLERANCE,
           batch: int = 32, on_progress: Callable[[int, int], None] | None = None) -> SweepResult:
-    """Grow `seeds` patterns, wound each with a disc of every radius at every body position, let it heal.
+    """Grow `seeds` patterns, wound each with a disc (a ball in a voxel body) of every radius at every
+    body position, let it heal.
 
-    target: (H, W, 4) or None (then losses are against each pattern before its wound).
-    on_progress(done, total) is called after each batch of trials.
+    grid: (H, W) or (D, H, W); target: (*grid, 4) or None (then losses are against each pattern
+    before its wound). on_progress(done, total) is called after each batch of trials.
     """
     device = next(model.parameters()).device
-    H, W = grid
+    cells = math.prod(grid)
     check_sweep(grid, radii, spacing, seeds, recover_steps, tolerance)
-    check_memory(FLOAT * model.config.channels * H * W * seeds + model.config.step_bytes(H * W, max(batch, seeds)),
-                 f"a sweep of {seeds} patterns on a {H}x{W} grid", device)
+    check_memory(FLOAT * model.config.channels * cells * seeds + model.config.step_bytes(cells, max(batch, seeds)),
+                 f"a sweep of {seeds} patterns on a {'x'.join(map(str, grid))} grid", device)
     generator = torch.Generator(device=device).manual_seed(0)
-    grown = grow_from_seed(model, H, W, steps=grow_steps, batch=seeds, generator=generator)
+    grown = grow_from_seed(model, *grid, steps=grow_steps, batch=seeds, generator=generator)
     plan = [(r, pos, s) for s in range(seeds) for pos in body_positions(grown[s], spacing) for r in radii]
-    result = SweepResult(tolerance=tolerance, grow_steps=grow_steps, recover_steps=recover_steps, grid=(H, W))
+    result = SweepResult(tolerance=tolerance, grow_steps=grow_steps, recover_steps=recover_steps, grid=tuple(grid))
     for start in range(0, len(plan), batch):
         chunk = plan[start : start + batch]
         result.trials.extend(_sweep_chunk(model, grown, target, chunk, recover_steps, tolerance, generator))
@@ -208,26 +218,43 @@ def sweep(model: NCA, target: torch.Tensor | None, grid: tuple[int, int], radii:
 
 def _sweep_chunk(model: NCA, grown: torch.Tensor, target: torch.Tensor | None, chunk: list, recover_steps: int,
                  tolerance: float, generator: torch.Generator) -> list[dict]:
-    """Wound, heal and score one batch of trials (radius, (row, col), seed)."""
-    device, (H, W) = grown.device, grown.shape[1:3]
+    """Wound, heal and score one batch of trials (radius, (row, col) or (d, h, w), seed)."""
+    device, shape = grown.device, tuple(grown.shape[1:-1])
     x0 = grown[[s for _, _, s in chunk]]
-    reference = target.to(device).expand(len(chunk), H, W, 4) if target is not None else x0[..., :4].clone()
-    before = (x0[..., :4] - reference).square().mean(dim=(1, 2, 3))
-    masks = circle_mask(H, W, torch.tensor([float(p[0]) for _, p, _ in chunk], device=device),
-                        torch.tensor([float(p[1]) for _, p, _ in chunk], device=device),
-                        torch.tensor([float(r) for r, _, _ in chunk], device=device))
+    reference = target.to(device).expand(len(chunk), *shape, 4) if target is not None else x0[..., :4].clone()
+    every = tuple(range(1, len(shape) + 2))
+    before = (x0[..., :4] - reference).square().mean(dim=every)
+    masks = ball_mask(shape, torch.tensor([[float(c) for c in p] for _, p, _ in chunk], device=device),
+                      torch.tensor([float(r) for r, _, _ in chunk], device=device))
     first_ok = torch.full((len(chunk),), -1, dtype=torch.long, device=device)
     loss = before
 
     def on_step(k: int, x: torch.Tensor) -> None:
         nonlocal loss
         if k:
-            loss = (x[..., :4] - reference).square().mean(dim=(1, 2, 3))
+            loss = (x[..., :4] - reference).square().mean(dim=every)
             first_ok[(first_ok < 0) & (loss <= before + tolerance)] = k
 
     model.rollout(apply_damage(x0, masks), recover_steps, generator=generator, on_step=on_step)
     final_ok = loss <= before + tolerance
-    return [{"radius": radius, "row": row, "col": col, "seed": s, "before": float(before[i]),
+    keys = position_keys(len(shape))
+    return [{"radius": radius, **dict(zip(keys, position)), "seed": s, "before": float(before[i]),
              "final": float(loss[i]), "recovered": bool(final_ok[i]),
              "steps": int(first_ok[i]) if final_ok[i] else None}
-            for i, (radius, (row, col), s) in enumerate(chunk)]
+            for i, (radius, position, s) in enumerate(chunk)]
+
+
+@torch.inference_mode()
+def plot_sweep(path, model: NCA, result: SweepResult) -> None:
+    """The sweep's plot: recovery rate against radius, and recovery by wound centre drawn over the
+    grown pattern (a picture) or over a view of the grown body (voxels), written to `path` (PNG)."""
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(0)
+    grown = grow_from_seed(model, *result.grid, steps=result.grow_steps, generator=generator)
+    by_position = result.by_position()
+    if len(result.grid) == 2:
+        save_sweep_plot(path, result.by_radius(), by_position, render_rgb(grown[0]).cpu().numpy())
+        return
+    centres = np.array([[p[k] for k in position_keys(3)] for p in by_position], dtype=np.float32).reshape(-1, 3)
+    view, pixels = body_view(grown[0], centres)
+    markers = [(row, col, p["recovery_rate"]) for (row, col), p in zip(pixels.tolist(), by_position)]
+    save_sweep_plot(path, result.by_radius(), [], view, scale=1, markers=markers)
