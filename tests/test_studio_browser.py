@@ -122,6 +122,12 @@ def test_the_page_shows_training_and_a_drawn_target_takes_over(studio, page):
     at = number(page, "#iteration")
     page.wait_for_function(f"() => Number(document.getElementById('iteration').textContent) > {at + 2}")
     assert session.trainer.target.name == "drawing"
+    other = page.context.new_page()  # a second tab watches the same run
+    other.goto(studio[1].url)
+    other.wait_for_function("() => document.getElementById('target-name').textContent === 'drawing'")
+    other.wait_for_function(f"() => Number(document.getElementById('iteration').textContent) > {at + 2}")
+    assert pixels(other, "target") == pixels(page, "target")
+    other.close()
 
 
 def test_a_bad_upload_is_reported_on_the_page_and_a_save_grows(studio, page, tmp_path):

@@ -214,8 +214,11 @@ def test_a_run_starts_from_a_target_a_model_file_or_a_resume_state(tmp_path, dis
     for a, b in zip(continued.averaged.parameters(), trainer.result.parameters()):
         assert torch.equal(a, b)
     assert continued.decay_from == 0  # the file's run had dropped its rate: the continued run starts there
-    lizard = open_run(None, 12, 4, TINY_MODEL, TINY_RECIPE, {}, "cpu")
-    assert lizard.target.name == "🦎" and lizard.target.shape == (20, 20)
+    lizard = open_run(None, 12, 4, TINY_MODEL, TINY_RECIPE, {}, "cpu")  # the bundled lizard, continued
+    bundled = load_model("lizard")
+    assert lizard.target.sha256 == bundled.target.sha256 and lizard.model.config == bundled.model.config
+    assert all(torch.equal(a, b) for a, b in zip(lizard.averaged.parameters(), bundled.model.parameters()))
+    assert lizard.config.pool_size == 256 and lizard.decay_from == 0
     with pytest.raises(NCAError, match=r"not found: missing.png \(give an emoji, a picture, a model file"):
         open_run("missing.png", 12, 4, TINY_MODEL, TINY_RECIPE, {}, "cpu")
 

@@ -26,12 +26,12 @@ KNOB_OPTIONS = ("lr", "damage_count", "steps_min", "steps_max", "batch", "mode")
 @user_errors
 def studio(
     ctx: typer.Context,
-    source: Optional[str] = typer.Argument(None, help="An emoji or a picture to train on, a model file (or bundled model name) to continue, or a resume state (default: the bundled lizard's target, 🦎)."),
+    source: Optional[str] = typer.Argument(None, help="An emoji or a picture to train on from scratch, a model file (or bundled model name) to continue, or a resume state (default: the bundled lizard, continued)."),
     port: int = typer.Option(0, "--port", help="Port to serve on (default: a free one)."),
     host: str = typer.Option(DEFAULT_HOST, "--host", help="Address to serve on; anything but 127.0.0.1 lets others reach the page (they still need the token)."),
     no_browser: bool = typer.Option(False, "--no-browser", help="Only print the URL; do not open a browser."),
     folder: Path = typer.Option(Path("."), "--folder", help="Where saved models and the resumable state are written."),
-    size: int = typer.Option(40, "--size", help="Target size in cells (longer side), also for pictures sent by the page."),
+    size: int = typer.Option(40, "--size", help="Target size in cells (longer side), also for pictures sent by the page (default: a continued model's)."),
     pad: int = typer.Option(16, "--pad", help="Empty cells around the target: the grid is size + 2*pad."),
     mode: str = typer.Option("regen", "--mode", help=f"Experiment: {', '.join(MODES)}."),
     batch: int = typer.Option(TrainConfig.batch, "--batch", help="Samples per iteration."),
@@ -52,10 +52,11 @@ def studio(
     count = min(TrainConfig.damage_count, batch - 1) if damage_count is None else damage_count
     recipe = TrainConfig(mode=mode, batch=batch, pool_size=pool_size, steps_min=steps_min, steps_max=steps_max,
                          lr=lr, damage_count=count, seed=seed)
-    given = {name: getattr(recipe, name) for name in KNOB_OPTIONS
-             if (s := ctx.get_parameter_source(name)) is not None and s.name == "COMMANDLINE"}
+    given = {name: getattr(recipe, name) for name in KNOB_OPTIONS if given_on_command_line(ctx, name)}
     trainer = open_run(source, size, pad, NCAConfig(channels=channels, hidden=hidden), recipe, given,
                        pick_device(device))
+    if not given_on_command_line(ctx, "size") and not given_on_command_line(ctx, "pad"):
+        size, pad = trainer.target.size or size, trainer.target.pad  # a continued run keeps its grid
     session = Session(trainer, folder, size, pad)
     model_path = folder / f"{session.default_stem()}.safetensors"
     for path in (model_path, resume_path(model_path)):
@@ -67,6 +68,11 @@ def studio(
         err.print(f"Warning: serving on {host}, not {DEFAULT_HOST}: whoever can reach this address and has the "
                   "token can drive the studio and write files into its folder", markup=False)
     serve(session, server, no_browser)
+
+
+def given_on_command_line(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
 
 
 def serve(session: Session, server, no_browser: bool) -> None:

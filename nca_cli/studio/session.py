@@ -215,6 +215,8 @@ class Session:
 
     def _replace(self, trainer: Trainer, source: str) -> None:
         self.trainer = trainer
+        if trainer.target.size:  # pictures sent from now on are fitted onto this run's grid
+            self.size, self.pad = trainer.target.size, trainer.target.pad
         self._schedule = (trainer.config.lr_decay_at, trainer.config.iterations)
         self._damage_count = trainer.config.damage_count or min(3, trainer.config.batch - 1)
         self.live.reset(trainer.model.config, trainer.target.shape, trainer.device)
