@@ -15,12 +15,13 @@ from ..growth.recovery import MAX_SWEEP_RADII
 from ..runtime import pick_device
 
 ModelArg = Annotated[Optional[str], typer.Argument(help="Model file or bundled model name (default: lizard).")]
-OutputOpt = Annotated[Path, typer.Option("-o", "--output", help="Output: .mp4, .gif, .png (last frame) or .npy (raw states).")]
+OutputOpt = Annotated[Path, typer.Option("-o", "--output", help="Output: .mp4, .gif, .png (last frame) or .npy (raw states); for a voxel body also .ply, .obj (a mesh of the last state) or .vox.")]
 StepsOpt = Annotated[int, typer.Option("--steps", help="Steps to run.")]
 FpsOpt = Annotated[float, typer.Option("--fps", help="Frames per second of the video.")]
 ScaleOpt = Annotated[Optional[int], typer.Option("--scale", help="Pixels per cell (default: at least 256 px video).")]
 EveryOpt = Annotated[int, typer.Option("--every", help="Keep every K-th step as a frame.")]
-GridOpt = Annotated[Optional[str], typer.Option("--grid", help="Grow on an HxW canvas, e.g. 128x128 (default: the model's).")]
+GridOpt = Annotated[Optional[str], typer.Option("--grid", help="Grow on an HxW canvas, e.g. 128x128, or DxHxW for a voxel body (default: the model's).")]
+OrbitOpt = Annotated[Optional[float], typer.Option("--orbit", help="Voxel body videos: the camera's turn per frame in degrees (default: one turn over the video).")]
 StripOpt = Annotated[bool, typer.Option("--strip", help="With a .png output: all kept frames side by side.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed for the cells' firing.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
@@ -43,14 +44,21 @@ def parse_size(text: str, what: str = "size") -> tuple[int, int]:
     return h, w
 
 
-def parse_grid(text: str | None) -> tuple[int, int] | None:
-    """--grid HxW (None: the model's own canvas); both sides at least 3 cells."""
+def parse_grid(text: str | None) -> tuple[int, ...] | None:
+    """--grid HxW, or DxHxW for a voxel body (None: the model's own canvas); sides at least 3 cells."""
     if text is None:
         return None
-    h, w = parse_size(text, "grid")
-    if h < 3 or w < 3:
-        raise NCAError(f"invalid grid {text!r}: both sides must be at least 3 cells")
-    return h, w
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) == 3:
+        try:
+            sides = tuple(int(p) for p in parts)
+        except ValueError:
+            raise NCAError(f"invalid grid {text!r}: expected HxW or DxHxW, e.g. 96x96 or 32x24x24") from None
+    else:
+        sides = parse_size(text, "grid")
+    if min(sides) < 3:
+        raise NCAError(f"invalid grid {text!r}: {'both sides' if len(sides) == 2 else 'every side'} must be at least 3 cells")
+    return sides
 
 
 def parse_duration(text: str) -> float | None:

@@ -11,20 +11,22 @@ import torch
 import typer
 from rich.table import Table
 
-from ..engine import render_rgb, rgba_loss, seed_state
+from ..engine import rgba_loss, seed_state
 from ..errors import NCAError
 from ..formats.atomic import atomic_output, check_writable
 from ..formats.model_file import LoadedModel
-from ..formats.plots import save_sweep_plot
 from ..formats.states import read_last_state
-from ..growth import RenderOptions, Wound, canvas_shape, grow_from_seed, render_run, sweep, turned_losses, wound_experiment
+from ..growth import RenderOptions, Wound, canvas_shape, render_run, sweep, turned_losses, wound_experiment
 from ..growth.damage import SHAPES, parse_position
-from ..growth.recovery import DEFAULT_TOLERANCE, check_sweep, check_tolerance
+from ..growth.quality import cut_radius
+from ..growth.recovery import DEFAULT_TOLERANCE, check_sweep, check_tolerance, plot_sweep
+from ..voxels.recipe import VOXEL_SWEEP_RADII
 from ..growth.run import check_run
 from ..targets.pictures import read_mask
+from .bodies import grid_text, turned_about
 from .console import out, progress_bar, user_errors
-from .options import (DeviceOpt, EveryOpt, FpsOpt, GridOpt, ModelArg, OutputOpt, ScaleOpt, SeedOpt, StepsOpt, StripOpt,
-                      open_model, parse_angles, parse_grid, parse_radii, parse_size)
+from .options import (DeviceOpt, EveryOpt, FpsOpt, GridOpt, ModelArg, OrbitOpt, OutputOpt, ScaleOpt, SeedOpt, StepsOpt,
+                      StripOpt, open_model, parse_angles, parse_grid, parse_radii, parse_size)
 
 
 @contextlib.contextmanager
@@ -38,12 +40,13 @@ def step_progress(label: str, steps: int):
 
 def say_written(options: RenderOptions, x: torch.Tensor) -> None:
     what = "the last frame" if options.writes_one_image else f"{options.frames} frames"
-    out.print(f"Ran {options.steps} steps on a {x.shape[1]}x{x.shape[2]} grid; wrote {what} to {options.output}")
+    what = f"the body ({int((x[0, ..., 3] > 0.1).sum())} voxels)" if options.writes_body else what
+    out.print(f"Ran {options.steps} steps on a {grid_text(tuple(x.shape[1:-1]))} grid; wrote {what} to {options.output}")
 
 
 def on_target_canvas(loaded: LoadedModel, x: torch.Tensor) -> bool:
-    """Whether x (B, H, W, C) is on the canvas of the model's stored target (so losses mean something)."""
-    return loaded.target is not None and tuple(x.shape[1:3]) == loaded.target.shape
+    """Whether x (B, *S, C) is on the canvas of the model's stored target (so losses mean something)."""
+    return loaded.target is not None and tuple(x.shape[1:-1]) == loaded.target.shape
 
 
 def start_state(path: Optional[Path], loaded: LoadedModel, grid: tuple[int, int] | None,
@@ -51,8 +54,8 @@ def start_state(path: Optional[Path], loaded: LoadedModel, grid: tuple[int, int]
     """The seed on the canvas (or, with `path`, the last state saved in an .npy file by
     `nca grow -o states.npy`), once the run is known to fit. -> (batch, H, W, C)"""
     if path is not None:
-        x = read_last_state(path, loaded.model.config.channels)
-        check_run(loaded.model.config, tuple(x.shape[1:3]), 1, options, loaded.device)
+        x = read_last_state(path, loaded.model.config.channels, loaded.model.config.dims)
+        check_run(loaded.model.config, tuple(x.shape[1:-1]), 1, options, loaded.device)
         return x.to(loaded.device)
     shape = canvas_shape(loaded.target, grid)
     check_run(loaded.model.config, shape, batch, options, loaded.device)
@@ -71,12 +74,13 @@ def grow(
     strip: StripOpt = False,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
+    orbit: OrbitOpt = None,
 ):
     """Grow a pattern from one cell and write a video, GIF, image or raw states.
 
     Example: nca grow lizard.safetensors --steps 400 -o lizard.mp4
     """
-    options = RenderOptions(output, steps, every, fps, scale, strip, seed)
+    options = RenderOptions(output, steps, every, fps, scale, strip, seed, orbit=orbit)
     loaded = open_model(model, device)
     with step_progress("grow", steps) as progress:
         x = render_run(loaded.model, start_state(None, loaded, parse_grid(grid), options), options,
@@ -99,14 +103,16 @@ def rotate(
     strip: StripOpt = False,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
+    axis: Optional[str] = typer.Option(None, "--axis", help="Voxel body: turn about x, y or z (up) (default: the model's, z)."),
+    orbit: OrbitOpt = None,
 ):
     """Grow with the perception (Sobel) kernels turned by THETA: the same rule grows the pattern turned.
 
     Example: nca rotate lizard.safetensors --theta 0,45,90 --steps 300 -o turned.mp4
     """
     angles = parse_angles(theta)
-    options = RenderOptions(output, steps, every, fps, scale, strip, seed)
-    loaded = open_model(model, device)
+    options = RenderOptions(output, steps, every, fps, scale, strip, seed, orbit=orbit)
+    loaded = turned_about(open_model(model, device), axis)
     x = start_state(None, loaded, parse_grid(grid), options, batch=len(angles))
     with step_progress("rotate", steps) as progress:
         x = render_run(loaded.model, x, options, angle=angles, on_progress=progress)
@@ -114,7 +120,7 @@ def rotate(
     if not on_target_canvas(loaded, x):
         return
     table = Table("theta (degrees)", "loss against the target turned by theta")
-    for a, loss in zip(angles, turned_losses(x, loaded.target, angles)):
+    for a, loss in zip(angles, turned_losses(x, loaded.target, angles, loaded.model.config.axis)):
         table.add_row(f"{a:g}", f"{loss:.5f}")
     out.print(table)
 
@@ -125,7 +131,7 @@ def damage(
     at: list[int] = typer.Option([200], "--at", help="Wound after this many steps; repeat for several wounds."),
     shape: str = typer.Option("circle", "--shape", help=f"{', '.join(SHAPES[:-1])} or {SHAPES[-1]}."),
     center: Optional[str] = typer.Option(None, "--center", help="Wound centre ROW,COL in cells, or in percent of the pattern's box (50%,30%) (default: on the body)."),
-    radius: float = typer.Option(10.0, "--radius", help="circle: radius in cells."),
+    radius: Optional[float] = typer.Option(None, "--radius", help="circle, sphere: radius in cells (default 10; a voxel body: a quarter of its longest side)."),
     rect: str = typer.Option("12x12", "--rect", help="rect: size HxW in cells."),
     side: str = typer.Option("left", "--side", help="half: the side cut away: left, right, top or bottom."),
     fraction: float = typer.Option(0.5, "--fraction", help="noise: share of cells killed."),
@@ -133,7 +139,7 @@ def damage(
     tolerance: float = typer.Option(DEFAULT_TOLERANCE, "--tolerance", help="Recovered: loss back within this of its value before the wound."),
     start: Optional[Path] = typer.Option(None, "--from", help="Start from the last state in an .npy file from nca grow, not the seed."),
     sweep_mode: bool = typer.Option(False, "--sweep", help="Robustness report: many disc wounds over the body, batched."),
-    radii: str = typer.Option("2:20:3", "--radii", help="Sweep: disc radii FROM:TO:STEP or a list 2,5,10."),
+    radii: Optional[str] = typer.Option(None, "--radii", help=f"Sweep: disc (ball) radii FROM:TO:STEP or a list 2,5,10 (default 2:20:3; a voxel body {VOXEL_SWEEP_RADII})."),
     spacing: int = typer.Option(6, "--spacing", help="Sweep: a wound centre every N cells over the body."),
     seeds: int = typer.Option(2, "--seeds", help="Sweep: grown patterns (random seeds) per wound."),
     recover_steps: int = typer.Option(200, "--recover-steps", help="Sweep: steps allowed to heal."),
@@ -148,6 +154,7 @@ def damage(
     strip: StripOpt = False,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
+    orbit: OrbitOpt = None,
 ):
     """Grow a pattern, wound it, and measure how well it heals (or, with --sweep, map its robustness).
 
@@ -155,20 +162,24 @@ def damage(
     """
     if shape == "mask" and mask is None:
         raise NCAError("shape mask needs --mask PICTURE")
-    wound = Wound(shape=shape, position=parse_position(center) if center else None, radius=radius,
+    wound = Wound(shape=shape, position=parse_position(center) if center else None,
+                  radius=10.0 if radius is None else radius,
                   size=parse_size(rect, "rectangle") if shape == "rect" else Wound.size, side=side,
                   fraction=fraction, mask=read_mask(mask) if mask is not None else None)
     check_tolerance(tolerance)
     if sweep_mode:
-        return damage_sweep(model, device, parse_grid(grid), parse_radii(radii), spacing, seeds, recover_steps,
+        return damage_sweep(model, device, parse_grid(grid), radii, spacing, seeds, recover_steps,
                             tolerance, json_path, plot)
-    options = RenderOptions(output, steps, every, fps, scale, strip, seed)
+    options = RenderOptions(output, steps, every, fps, scale, strip, seed, orbit=orbit)
     wound_steps = sorted(set(at))
     if wound_steps[0] < 0 or wound_steps[-1] >= steps:
         raise NCAError(f"--at must be between 0 and --steps - 1 ({steps - 1}), got {wound_steps[-1] if wound_steps[0] >= 0 else wound_steps[0]}")
     loaded = open_model(model, device)
     x = start_state(start, loaded, parse_grid(grid), options)
+    wound.check_dims(x.ndim - 2)
     wound.check_grid(*x.shape[1:3])
+    if radius is None and x.ndim == 5 and loaded.target is not None:
+        wound.radius = cut_radius(loaded.target)
     target = loaded.target.rgba if on_target_canvas(loaded, x) else None
     with step_progress("damage", steps) as progress:
         report = wound_experiment(loaded.model, x, wound, wound_steps, options, target=target, tolerance=tolerance,
@@ -191,13 +202,14 @@ def damage_sweep(model, device, grid, radii, spacing, seeds, recover_steps, tole
             raise NCAError(f"{option} must be a {suffix} file, got {path}")
         check_writable(path)
     loaded = open_model(model, device)
-    H, W = canvas_shape(loaded.target, grid)
-    check_sweep((H, W), radii, spacing, seeds, recover_steps, tolerance)
-    target = loaded.target.rgba if loaded.target is not None and loaded.target.shape == (H, W) else None
+    shape = canvas_shape(loaded.target, grid)
+    radii = parse_radii(radii or (VOXEL_SWEEP_RADII if len(shape) == 3 else "2:20:3"))
+    check_sweep(shape, radii, spacing, seeds, recover_steps, tolerance)
+    target = loaded.target.rgba if loaded.target is not None and loaded.target.shape == shape else None
     bar = progress_bar()
     with bar:
         task = bar.add_task("sweep", total=None)
-        result = sweep(loaded.model, target, (H, W), radii, spacing, seeds, recover_steps=recover_steps,
+        result = sweep(loaded.model, target, shape, radii, spacing, seeds, recover_steps=recover_steps,
                        tolerance=tolerance, on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     if not result.trials:
         raise NCAError("the grown pattern has no opaque cells to wound")
@@ -210,7 +222,5 @@ def damage_sweep(model, device, grid, radii, spacing, seeds, recover_steps, tole
     out.print(table)
     with atomic_output(json_path) as tmp:
         tmp.write_text(json.dumps(result.to_dict(), indent=1))
-    generator = torch.Generator(device=loaded.device).manual_seed(0)
-    grown = grow_from_seed(loaded.model, H, W, steps=result.grow_steps, generator=generator)
-    save_sweep_plot(plot, result.by_radius(), result.by_position(), render_rgb(grown[0]).cpu().numpy())
+    plot_sweep(plot, loaded.model, result)
     out.print(f"Wrote {json_path} and {plot} ({len(result.trials)} trials)")

@@ -10,13 +10,13 @@ from rich.progress import TextColumn
 
 from ..engine import NCAConfig
 from ..errors import NCAError
-from ..growth.quality import CUT_RADIUS
 from ..runtime import pick_device
 from ..targets import load_target
 from ..formats.atomic import check_writable
 from ..training import (MODES, TrainConfig, Trainer, finish_training, load_state, resume_path, save_interrupted,
                         save_state)
 from ..training.finish import plot_paths
+from .bodies import PICTURE_PAD, PICTURE_SIZE, is_voxel_spec, load_body, report_body, voxel_defaults
 from .console import err, format_duration, out, progress_bar, stop_on_ctrl_c, user_errors
 from .options import parse_duration
 
@@ -24,14 +24,14 @@ from .options import parse_duration
 @user_errors
 def train(
     ctx: typer.Context,
-    target: str = typer.Argument(..., help="Image file (PNG/JPEG/WebP/...) or a single emoji, e.g. 🦎."),
+    target: str = typer.Argument(..., help="Image file (PNG/JPEG/WebP/...) or a single emoji, e.g. 🦎; or a voxel body: .vox, .obj, .stl, .ply, .glb or .npy."),
     output: Path = typer.Option(None, "-o", "--output", help="Model file to write (default: <target>.safetensors)."),
     mode: str = typer.Option("regen", "--mode", help=f"Experiment: {', '.join(MODES)}."),
     regen: bool = typer.Option(False, "--regen", help="Regenerating mode (pool + damage); same as --mode regen."),
     iterations: int = typer.Option(TrainConfig.iterations, "--iterations", "-n", help="Training iterations."),
     time_budget: str = typer.Option("10m", "--time-budget", help="Stop after this much training time (e.g. 90s, 10m, 1h, none); a run it cuts short drops its rate early, at the same fraction of the budget."),
-    size: int = typer.Option(40, "--size", help="Target size in cells (longer side)."),
-    pad: int = typer.Option(16, "--pad", help="Empty cells around the target: the grid is size + 2*pad."),
+    size: Optional[int] = typer.Option(None, "--size", help="Target size in cells (longer side; default 40; a voxel body: a .vox or .npy as it is up to 32, a mesh 24)."),
+    pad: Optional[int] = typer.Option(None, "--pad", help="Empty cells around the target: the grid is size + 2*pad (default 16; 3 for a voxel body)."),
     batch: int = typer.Option(TrainConfig.batch, "--batch", help="Samples per iteration."),
     pool_size: int = typer.Option(TrainConfig.pool_size, "--pool-size", help="Sample pool size (persist, regen)."),
     steps_min: int = typer.Option(TrainConfig.steps_min, "--steps-min", help="Shortest rollout per iteration."),
@@ -56,7 +56,14 @@ def train(
     Example: nca train 🦎 --regen -o lizard.safetensors
     """
     mode = "regen" if regen else mode
-    loaded = load_target(target, size, pad, keep_white=keep_white)
+    loaded = load_body(target, size, pad) if is_voxel_spec(target) else load_target(
+        target, PICTURE_SIZE if size is None else size, PICTURE_PAD if pad is None else pad, keep_white=keep_white)
+    dims = loaded.dims
+    if dims == 3:  # a voxel body: the 3D recipe wherever an option was left at its default
+        (iterations, lr_decay_at, time_budget, batch, pool_size, steps_min, steps_max, channels,
+         hidden) = voxel_defaults(ctx, dict(iterations=iterations, lr_decay_at=lr_decay_at, time_budget=time_budget,
+                                            batch=batch, pool_size=pool_size, steps_min=steps_min,
+                                            steps_max=steps_max, channels=channels, hidden=hidden)).values()
     output = output or Path(f"{Path(loaded.name).stem if not Path(target).exists() else Path(target).stem}.safetensors")
     if output.suffix != ".safetensors":
         raise NCAError(f"output must be a .safetensors file, got {output}")
@@ -67,7 +74,7 @@ def train(
     state_path = resume_path(output)
     for path in [output, state_path] + (plot_paths(output) if plots else []):
         check_writable(path)  # before the training time is spent, not after
-    model_config = NCAConfig(channels=channels, hidden=hidden, fire_rate=fire_rate, padding=padding)
+    model_config = NCAConfig(channels=channels, hidden=hidden, fire_rate=fire_rate, padding=padding, dims=dims)
     train_config = TrainConfig(mode=mode, iterations=iterations, batch=batch, pool_size=pool_size,
                                steps_min=steps_min, steps_max=steps_max, lr=lr, lr_decay_at=lr_decay_at,
                                damage_count=min(TrainConfig.damage_count, batch - 1) if damage_count is None
@@ -147,5 +154,7 @@ def report(trainer: Trainer, stopped: str, quality) -> None:
         out.print(f"The time budget came first: the learning rate dropped at iteration {trainer.decay_from} "
                   f"instead of {cfg.lr_decay_at}")
     out.print(f"Grown from the seed ({quality.steps} steps, mean of {quality.runs} runs): loss "
-              f"{quality.grow_loss:.5f}; regrown {quality.steps} steps after a cut of radius {CUT_RADIUS:g}: "
+              f"{quality.grow_loss:.5f}; regrown {quality.steps} steps after a cut of radius {quality.cut_radius:g}: "
               f"loss {quality.regrow_loss:.5f}")
+    if quality.voxels:
+        report_body(quality)

@@ -123,9 +123,6 @@ def resolve_position(position: tuple[str, ...] | None, x: torch.Tensor, threshol
     shape = tuple(x.shape[:-1])
     if position is None:
         return body_point(x[..., 3])
-    if len(position) != len(shape):
-        raise NCAError(f"position {','.join(position)} has {len(position)} coordinates; this grid has {len(shape)} "
-                       f"({'ROW,COL' if len(shape) == 2 else 'D,H,W'})")
     low, high = body_box(x, threshold) or ([0] * len(shape), [n - 1 for n in shape])
     coords = tuple(lo + (hi - lo) * float(text[:-1]) / 100 if text.endswith("%") else float(text)
                    for text, lo, hi in zip(position, low, high))
@@ -166,7 +163,11 @@ class Wound:
             raise NCAError(f"the mask is {self.mask.shape[0]}x{self.mask.shape[1]} but the grid is {height}x{width}")
 
     def check_dims(self, dims: int) -> None:
-        """Rectangles, mask pictures and the front and back halves exist on one kind of grid only."""
+        """Rectangles, mask pictures and the front and back halves exist on one kind of grid only, and
+        a position has a coordinate per side of the grid."""
+        if self.position is not None and len(self.position) != dims:
+            raise NCAError(f"position {','.join(self.position)} has {len(self.position)} coordinates; this grid has "
+                           f"{dims} ({'ROW,COL' if dims == 2 else 'D,H,W'})")
         if dims == 3 and self.shape in PICTURE_ONLY:
             raise NCAError(f"a {self.shape} wound is drawn on a picture; a voxel body takes sphere, half or noise")
         if self.shape == "half" and self.side not in HALVES[dims]:
