@@ -19,6 +19,7 @@ from ..engine import NCA, render_rgb
 from ..engine.config import FLOAT
 from ..errors import InvalidOption, NCAError
 from ..formats.plots import save_sweep_plot
+from ..runtime.distributed import SINGLE, World, shard, summed
 from ..runtime.limits import check_memory, check_steps
 from ..voxels.render import body_view
 from .damage import Wound, apply_damage, ball_mask
@@ -29,6 +30,7 @@ WOUND_MARK_STEPS = 15  # frames after a wound on which its outline is drawn, as 
 WOUND_COLOUR = (230, 30, 30)
 DEFAULT_TOLERANCE = 0.002
 MAX_SWEEP_SEEDS, MAX_SWEEP_RADII = 64, 100
+SWEEP_SEED = 1  # batch i of a sweep's trials fires from a generator seeded SWEEP_SEED + i
 
 
 def check_tolerance(tolerance: float) -> None:
@@ -192,12 +194,15 @@ def body_positions(x: torch.Tensor, spacing: int) -> list[tuple[int, ...]]:
 @torch.inference_mode()
 def sweep(model: NCA, target: torch.Tensor | None, grid: tuple[int, ...], radii: list[float], spacing: int,
           seeds: int, grow_steps: int = GROW_STEPS, recover_steps: int = 200, tolerance: float = DEFAULT_TOLERANCE,
-          batch: int = 32, on_progress: Callable[[int, int], None] | None = None) -> SweepResult:
+          batch: int = 32, on_progress: Callable[[int, int], None] | None = None,
+          world: World = SINGLE) -> SweepResult:
     """Grow `seeds` patterns, wound each with a disc (a ball in a voxel body) of every radius at every
     body position, let it heal.
 
     grid: (H, W) or (D, H, W); target: (*grid, 4) or None (then losses are against each pattern
-    before its wound). on_progress(done, total) is called after each batch of trials.
+    before its wound). on_progress(done, total) is called after each batch of trials. Each batch
+    fires from a generator of its own, so the trials come out the same however they are split:
+    with `world`, the ranks share the batches and every rank gets the whole report.
     """
     device = next(model.parameters()).device
     cells = math.prod(grid)
@@ -208,17 +213,27 @@ def sweep(model: NCA, target: torch.Tensor | None, grid: tuple[int, ...], radii:
     grown = grow_from_seed(model, *grid, steps=grow_steps, batch=seeds, generator=generator)
     plan = [(r, pos, s) for s in range(seeds) for pos in body_positions(grown[s], spacing) for r in radii]
     result = SweepResult(tolerance=tolerance, grow_steps=grow_steps, recover_steps=recover_steps, grid=tuple(grid))
-    for start in range(0, len(plan), batch):
-        chunk = plan[start : start + batch]
-        result.trials.extend(_sweep_chunk(model, grown, target, chunk, recover_steps, tolerance, generator))
+    starts = list(range(0, len(plan), batch))
+    scores = torch.zeros(len(plan), 4, dtype=torch.float64)  # before, final, recovered, steps (-1: never)
+    for n, i in enumerate(shard(len(starts), world)):
+        start = starts[i]
+        chunk_generator = torch.Generator(device=device).manual_seed(SWEEP_SEED + i)
+        scores[start : start + batch] = _sweep_chunk(model, grown, target, plan[start : start + batch],
+                                                     recover_steps, tolerance, chunk_generator)
         if on_progress is not None:
-            on_progress(min(start + batch, len(plan)), len(plan))
+            on_progress(min((n + 1) * batch * world.size, len(plan)), len(plan))
+    scores = summed(scores, world)
+    keys = position_keys(len(grid))
+    result.trials = [{"radius": radius, **dict(zip(keys, position)), "seed": s, "before": float(before),
+                      "final": float(final), "recovered": bool(ok), "steps": int(steps) if ok else None}
+                     for (radius, position, s), (before, final, ok, steps) in zip(plan, scores.tolist())]
     return result
 
 
 def _sweep_chunk(model: NCA, grown: torch.Tensor, target: torch.Tensor | None, chunk: list, recover_steps: int,
-                 tolerance: float, generator: torch.Generator) -> list[dict]:
-    """Wound, heal and score one batch of trials (radius, (row, col) or (d, h, w), seed)."""
+                 tolerance: float, generator: torch.Generator) -> torch.Tensor:
+    """Wound, heal and score one batch of trials (radius, (row, col) or (d, h, w), seed). -> (trials, 4)
+    float64: the loss before the wound, the final loss, recovered (0 or 1), steps to recover."""
     device, shape = grown.device, tuple(grown.shape[1:-1])
     x0 = grown[[s for _, _, s in chunk]]
     reference = target.to(device).expand(len(chunk), *shape, 4) if target is not None else x0[..., :4].clone()
@@ -237,11 +252,7 @@ def _sweep_chunk(model: NCA, grown: torch.Tensor, target: torch.Tensor | None, c
 
     model.rollout(apply_damage(x0, masks), recover_steps, generator=generator, on_step=on_step)
     final_ok = loss <= before + tolerance
-    keys = position_keys(len(shape))
-    return [{"radius": radius, **dict(zip(keys, position)), "seed": s, "before": float(before[i]),
-             "final": float(loss[i]), "recovered": bool(final_ok[i]),
-             "steps": int(first_ok[i]) if final_ok[i] else None}
-            for i, (radius, position, s) in enumerate(chunk)]
+    return torch.stack([before, loss, final_ok.to(loss.dtype), first_ok.to(loss.dtype)], dim=1).double().cpu()
 
 
 @torch.inference_mode()

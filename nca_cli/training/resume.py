@@ -20,7 +20,7 @@ from ..errors import NCAError
 from ..formats.model_file import read_safetensors, stored_goals_of, stored_target_of, write_safetensors
 from ..targets import GoalSet, Target
 from .config import TrainConfig
-from .distributed import SINGLE, World, gather, shard
+from ..runtime.distributed import SINGLE, World, gather, shard
 from .trainer import RANK_SEED, Trainer
 
 RESUME_FORMAT = "nca-train-state"

@@ -26,7 +26,7 @@ from ..errors import NCAError
 from ..runtime.limits import check_memory
 from ..targets import GoalSet, Target
 from .config import TrainConfig
-from .distributed import SINGLE, World, agree, average_gradients, largest, mean
+from ..runtime.distributed import SINGLE, World, agree, average_gradients, largest, mean
 from .samples import Batch, first_goals, restart, sample_losses, switch_goals
 
 

@@ -112,6 +112,15 @@ def gather(tensor: torch.Tensor, world: World) -> list[torch.Tensor]:
     return [p.cpu() for p in parts]
 
 
+def summed(tensor: torch.Tensor, world: World) -> torch.Tensor:
+    """The elementwise sum of every rank's tensor (same shape on all ranks), on every rank."""
+    if not world.active:
+        return tensor
+    tensor = tensor.clone()
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
 def shard(count: int, world: World) -> range:
     """This rank's share of `count` items (pool entries, sweep trials): a contiguous block."""
     per, extra = divmod(count, world.size)
