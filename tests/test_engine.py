@@ -250,6 +250,7 @@ def test_conditional_step_matches_a_dense_formulation_with_a_goal_map():
     torch.manual_seed(0)
     model = NCA(NCAConfig(channels=8, hidden=16, goals=3))
     torch.nn.init.normal_(model.w2.weight, std=0.2)
+    torch.nn.init.normal_(model.goal_embedding.weight)  # they start at zero: every goal alike
     x = blob_state(B=2)
     fire = torch.rand(x.shape[:3], generator=torch.Generator().manual_seed(2)) < 0.5
     goals = torch.zeros(2, 20, 24, dtype=torch.long)

@@ -61,7 +61,8 @@ class DenseStep(nn.Module):
         y = y.reshape(B, C, cfg.bands, *S).transpose(1, 2).reshape(B, cfg.bands * C, *S)
         hidden = self.conv(y, m.w1.weight.reshape(*m.w1.weight.shape, *ones), m.w1.bias)
         if cfg.goals:
-            hidden = condition(hidden, m.goal_embedding(goal.long()).movedim(-1, 1), 1)  # (B, hidden, *S)
+            # movedim by a positive dim: ONNX export writes a negative one as an invalid permutation
+            hidden = condition(hidden, m.goal_embedding(goal.long()).movedim(goal.ndim, 1), 1)  # (B, hidden, *S)
         hidden = F.relu(hidden)
         update = self.conv(hidden, m.w2.weight.reshape(*m.w2.weight.shape, *ones), m.w2.bias)
         if not cfg.alive_masking:

@@ -79,12 +79,11 @@ class NCA(nn.Module):
         if config.goals:
             # Conditional models: a learned vector per goal, added to the hidden layer of every cell
             # that senses that goal (a per-sample goal, or a goal map that may differ by region);
-            # "film" adds a second vector per goal that scales the hidden layer, starting at zero
-            # (no scaling), so that it starts as the plain scheme does.
+            # "film" adds a second vector per goal that scales the hidden layer. They start at zero,
+            # every goal the same rule: random vectors of the default scale drown what the cells
+            # perceive, and the patterns died (docs/goals.md).
             self.goal_embedding = nn.Embedding(config.goals, hidden * (2 if config.conditioning == "film" else 1))
-            if config.conditioning == "film":
-                with torch.no_grad():
-                    self.goal_embedding.weight[:, hidden:] = 0.0
+            nn.init.zeros_(self.goal_embedding.weight)
 
     def update(self, perception: torch.Tensor, goal: torch.Tensor | None = None) -> torch.Tensor:
         """Per-cell residual update from perception (N, bands*C) and, for a conditional model, each
