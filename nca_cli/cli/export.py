@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ..export import QUANTIZED, export_model, exported_model
+from ..growth.goals import steer
 from ..growth.quality import GROW_STEPS, measure_quality
 from .console import out, user_errors
 from .options import DeviceOpt, ModelArg, open_model
@@ -28,8 +29,9 @@ def export(
     loaded = open_model(model, device)
     export_model(loaded, fmt, output)
     out.print(f"Wrote {output} ({fmt})")
-    if fmt in QUANTIZED and loaded.target is not None:
-        before = measure_quality(loaded.model, loaded.target, runs=COMPARE_RUNS).grow_loss
-        after = measure_quality(exported_model(loaded, fmt, output), loaded.target, runs=COMPARE_RUNS).grow_loss
+    if fmt in QUANTIZED and loaded.target is not None:  # a conditional model: its first goal
+        before = measure_quality(steer(loaded.model, None), loaded.target, runs=COMPARE_RUNS).grow_loss
+        after = measure_quality(steer(exported_model(loaded, fmt, output), None), loaded.target,
+                                runs=COMPARE_RUNS).grow_loss
         out.print(f"Grown from the seed ({GROW_STEPS} steps, mean of {COMPARE_RUNS} runs): loss {before:.5f} before "
                   f"quantization, {after:.5f} after")

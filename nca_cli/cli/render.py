@@ -23,8 +23,11 @@ from ..growth.recovery import DEFAULT_TOLERANCE, check_sweep, check_tolerance, p
 from ..voxels.recipe import VOXEL_SWEEP_RADII
 from ..growth.run import check_run
 from ..targets.pictures import read_mask
+from ..growth.goals import steer
 from .bodies import grid_text, turned_about
 from .console import out, progress_bar, user_errors
+from .goals import (PaintOpt, SeedAtOpt, SeedCellsOpt, SwitchOpt, TargetOpt, loss_trace, open_goal, plan_goals,
+                    report_run, seeded_state)
 from .options import (DeviceOpt, EveryOpt, FpsOpt, GridOpt, ModelArg, OrbitOpt, OutputOpt, ScaleOpt, SeedOpt, StepsOpt,
                       StripOpt, open_model, parse_angles, parse_grid, parse_radii, parse_size)
 
@@ -75,19 +78,31 @@ def grow(
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     orbit: OrbitOpt = None,
+    target: TargetOpt = None,
+    switch: SwitchOpt = None,
+    paint: PaintOpt = None,
+    seed_at: SeedAtOpt = None,
+    seed_cells: SeedCellsOpt = None,
 ):
-    """Grow a pattern from one cell and write a video, GIF, image or raw states.
+    """Grow a pattern from one cell (or several) and write a video, GIF, image or raw states; a
+    conditional model grows the goal --target names, and may switch goals on the way.
 
     Example: nca grow lizard.safetensors --steps 400 -o lizard.mp4
     """
     options = RenderOptions(output, steps, every, fps, scale, strip, seed, orbit=orbit)
     loaded = open_model(model, device)
+    x = start_state(None, loaded, parse_grid(grid), options)
+    plan = plan_goals(loaded, target, switch, paint, steps, tuple(x.shape[1:3]))
+    seeded = seeded_state(loaded, tuple(x.shape[1:3]), seed_at, seed_cells, seed)
+    x = x if seeded is None else seeded
+    loaded = loaded.with_goal(plan.goal_at(steps - 1)) if plan is not None else loaded
+    losses: list[float] = []
+    trace = loss_trace(loaded, plan, losses) if on_target_canvas(loaded, x) else None
     with step_progress("grow", steps) as progress:
-        x = render_run(loaded.model, start_state(None, loaded, parse_grid(grid), options), options,
-                       on_progress=progress)
+        x = render_run(steer(loaded.model, plan), x, options, on_step=trace, on_progress=progress)
     say_written(options, x)
     if on_target_canvas(loaded, x):
-        out.print(f"Loss against the target: {float(rgba_loss(x, loaded.target.rgba.to(x.device))[0]):.5f}")
+        report_run(loaded, plan, x, losses, seeded is not None)
 
 
 @user_errors
@@ -105,6 +120,7 @@ def rotate(
     device: DeviceOpt = "auto",
     axis: Optional[str] = typer.Option(None, "--axis", help="Voxel body: turn about x, y or z (up) (default: the model's, z)."),
     orbit: OrbitOpt = None,
+    target: TargetOpt = None,
 ):
     """Grow with the perception (Sobel) kernels turned by THETA: the same rule grows the pattern turned.
 
@@ -112,10 +128,10 @@ def rotate(
     """
     angles = parse_angles(theta)
     options = RenderOptions(output, steps, every, fps, scale, strip, seed, orbit=orbit)
-    loaded = turned_about(open_model(model, device), axis)
+    loaded, runner = open_goal(turned_about(open_model(model, device), axis), target)
     x = start_state(None, loaded, parse_grid(grid), options, batch=len(angles))
     with step_progress("rotate", steps) as progress:
-        x = render_run(loaded.model, x, options, angle=angles, on_progress=progress)
+        x = render_run(runner, x, options, angle=angles, on_progress=progress)
     say_written(options, x)
     if not on_target_canvas(loaded, x):
         return
@@ -155,6 +171,7 @@ def damage(
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     orbit: OrbitOpt = None,
+    target_goal: TargetOpt = None,
 ):
     """Grow a pattern, wound it, and measure how well it heals (or, with --sweep, map its robustness).
 
@@ -169,12 +186,12 @@ def damage(
     check_tolerance(tolerance)
     if sweep_mode:
         return damage_sweep(model, device, parse_grid(grid), radii, spacing, seeds, recover_steps,
-                            tolerance, json_path, plot)
+                            tolerance, json_path, plot, target_goal)
     options = RenderOptions(output, steps, every, fps, scale, strip, seed, orbit=orbit)
     wound_steps = sorted(set(at))
     if wound_steps[0] < 0 or wound_steps[-1] >= steps:
         raise NCAError(f"--at must be between 0 and --steps - 1 ({steps - 1}), got {wound_steps[-1] if wound_steps[0] >= 0 else wound_steps[0]}")
-    loaded = open_model(model, device)
+    loaded, runner = open_goal(open_model(model, device), target_goal)
     x = start_state(start, loaded, parse_grid(grid), options)
     wound.check_dims(x.ndim - 2)
     wound.check_grid(*x.shape[1:3])
@@ -182,7 +199,7 @@ def damage(
         wound.radius = cut_radius(loaded.target)
     target = loaded.target.rgba if on_target_canvas(loaded, x) else None
     with step_progress("damage", steps) as progress:
-        report = wound_experiment(loaded.model, x, wound, wound_steps, options, target=target, tolerance=tolerance,
+        report = wound_experiment(runner, x, wound, wound_steps, options, target=target, tolerance=tolerance,
                                   on_progress=progress)
     say_written(options, report.final_state)
     table = Table("wound at step", "loss before", "just after", "at the end", f"recovered (within {tolerance:g})",
@@ -193,7 +210,7 @@ def damage(
     out.print(table)
 
 
-def damage_sweep(model, device, grid, radii, spacing, seeds, recover_steps, tolerance, json_path, plot):
+def damage_sweep(model, device, grid, radii, spacing, seeds, recover_steps, tolerance, json_path, plot, goal=None):
     """`nca damage --sweep`: the batched robustness sweep, its table, JSON report and plot."""
     if spacing < 1 or seeds < 1 or recover_steps < 1:
         raise NCAError("--spacing, --seeds and --recover-steps must be at least 1")
@@ -201,7 +218,7 @@ def damage_sweep(model, device, grid, radii, spacing, seeds, recover_steps, tole
         if path.suffix.lower() != suffix:
             raise NCAError(f"{option} must be a {suffix} file, got {path}")
         check_writable(path)
-    loaded = open_model(model, device)
+    loaded, runner = open_goal(open_model(model, device), goal)
     shape = canvas_shape(loaded.target, grid)
     radii = parse_radii(radii or (VOXEL_SWEEP_RADII if len(shape) == 3 else "2:20:3"))
     check_sweep(shape, radii, spacing, seeds, recover_steps, tolerance)
@@ -209,7 +226,7 @@ def damage_sweep(model, device, grid, radii, spacing, seeds, recover_steps, tole
     bar = progress_bar()
     with bar:
         task = bar.add_task("sweep", total=None)
-        result = sweep(loaded.model, target, shape, radii, spacing, seeds, recover_steps=recover_steps,
+        result = sweep(runner, target, shape, radii, spacing, seeds, recover_steps=recover_steps,
                        tolerance=tolerance, on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     if not result.trials:
         raise NCAError("the grown pattern has no opaque cells to wound")
@@ -222,5 +239,5 @@ def damage_sweep(model, device, grid, radii, spacing, seeds, recover_steps, tole
     out.print(table)
     with atomic_output(json_path) as tmp:
         tmp.write_text(json.dumps(result.to_dict(), indent=1))
-    plot_sweep(plot, loaded.model, result)
+    plot_sweep(plot, runner, result)
     out.print(f"Wrote {json_path} and {plot} ({len(result.trials)} trials)")

@@ -94,6 +94,9 @@ def _encode_layer(weight: torch.Tensor, bias: torch.Tensor) -> dict:
 def write_distill(model: NCA, path: str | Path) -> None:
     """Write a model in the demo's format (atomically); the demo runs 16 channels and 128 hidden units."""
     cfg = model.config
+    if cfg.goals:
+        raise NCAError(f"the Distill demo runs models of one target; this one has {cfg.goals} goals "
+                       "(export it as web, onnx, int8 or safetensors)")
     if (cfg.channels, cfg.hidden) != (DEMO_CHANNELS, DEMO_HIDDEN):
         raise NCAError(f"the Distill demo runs models of {DEMO_CHANNELS} channels and {DEMO_HIDDEN} hidden units; "
                        f"this one has {cfg.channels} and {cfg.hidden}")
