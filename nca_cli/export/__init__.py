@@ -43,7 +43,8 @@ def export_model(loaded: LoadedModel, fmt: str, output: Path) -> None:
     elif fmt == "distill":
         write_distill(model, output)
     else:
-        save_model(output, model, loaded.target, {**loaded.training, "exported_from": Path(loaded.source).name},
+        save_model(output, model, loaded.goals or loaded.target,
+                   {**loaded.training, "exported_from": Path(loaded.source).name},
                    int8=fmt == "int8", kind=loaded.kind, task=loaded.task)
 
 

@@ -12,6 +12,7 @@ import torch
 
 from .. import __version__
 from ..formats.atomic import atomic_output
+from ..engine import NCA
 from ..formats.model_file import LoadedModel, compact_target
 from ..growth.run import canvas_shape
 
@@ -20,16 +21,38 @@ def _floats_b64(t: torch.Tensor) -> str:
     return base64.b64encode(t.detach().cpu().float().contiguous().numpy().astype("<f4").tobytes()).decode("ascii")
 
 
+def _target_b64(target) -> str | None:
+    if target is None:
+        return None
+    return base64.b64encode(compact_target(target.rgba).to(torch.uint8).numpy().tobytes()).decode("ascii")
+
+
+def goal_layers(model: NCA) -> list[dict]:
+    """Per goal of a conditional model, how its goal acts on the hidden layer as the page computes
+    it: h = (w1 p + b1) * scale + shift, scale and shift (hidden,) each, base64 float32."""
+    cfg = model.config
+    rows = []
+    for vector in model.goal_embedding.weight.detach():
+        shift, scale = (vector.chunk(2) if cfg.conditioning == "film" else (vector, torch.zeros_like(vector)))
+        rows.append({"shift": _floats_b64(shift), "scale": _floats_b64(1.0 + scale)})
+    return rows
+
+
 def export_web(loaded: LoadedModel, path: str | Path) -> None:
-    """One self-contained HTML page (weights inside, no network) that runs the model live; atomically."""
+    """One self-contained HTML page (weights inside, no network) that runs the model live; atomically.
+    A conditional model's page has a goal picker that switches the goal while the pattern lives."""
     model, cfg = loaded.model, loaded.model.config
     H, W = canvas_shape(loaded.target)
+    goals = loaded.goals.targets if loaded.goals is not None else [None] * cfg.goals
     data = {**cfg.to_dict(), "height": H, "width": W,
             "w1": _floats_b64(model.w1.weight), "b1": _floats_b64(model.w1.bias),
             "w2": _floats_b64(model.w2.weight), "b2": _floats_b64(model.w2.bias),
-            "target": None if loaded.target is None else base64.b64encode(
-                compact_target(loaded.target.rgba).to(torch.uint8).numpy().tobytes()).decode("ascii")}
-    title = html.escape(loaded.target.name if loaded.target is not None else Path(loaded.source).stem)
+            "target": _target_b64(loaded.target),
+            "goal_layers": goal_layers(model) if cfg.goals else [],
+            "goal_names": [t.name if t is not None else str(i) for i, t in enumerate(goals)],
+            "goal_targets": [_target_b64(t) for t in goals]}
+    title = html.escape(", ".join(data["goal_names"]) if loaded.goals is not None else
+                        loaded.target.name if loaded.target is not None else Path(loaded.source).stem)
     page = (resources.files("nca_cli.export") / "web_template.html").read_text(encoding="utf-8")
     page = page.replace("__TITLE__", title).replace("__VERSION__", __version__)
     page = page.replace("__MODEL__", json.dumps(data))
