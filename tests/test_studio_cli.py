@@ -7,9 +7,9 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 
-import pytest
 from typer.testing import CliRunner
 from websockets.sync.client import connect
 
@@ -17,7 +17,6 @@ from nca_cli.cli import app
 from nca_cli.engine import NCA, NCAConfig
 from nca_cli.formats.model_file import load_model, save_model
 
-from .test_studio_session import wait_for
 
 TINY = ["--size", "12", "--pad", "4", "--channels", "8", "--hidden", "16", "--batch", "4", "--pool-size", "8",
         "--steps-min", "8", "--steps-max", "12", "--device", "cpu", "--no-browser"]
@@ -54,13 +53,16 @@ def start(args: list[str], cwd) -> tuple[subprocess.Popen, str, str]:
     return process, match.group(1), line
 
 
-def iteration(url: str) -> int:
-    ws_url = url.replace("http://", "ws://").replace("/?token=", "/ws?token=")
-    with connect(ws_url) as ws:
-        while True:
-            message = ws.recv(timeout=30)
+def wait_for_iteration(url: str, n: int, timeout: float = 120.0) -> int:
+    """Watch the studio's figures over one WebSocket until its iteration reaches n."""
+    deadline = time.monotonic() + timeout
+    with connect(url.replace("http://", "ws://").replace("/?token=", "/ws?token=")) as ws:
+        while time.monotonic() < deadline:
+            message = ws.recv(timeout=timeout)
             if isinstance(message, str) and json.loads(message)["type"] == "figures":
-                return json.loads(message)["iteration"]
+                if json.loads(message)["iteration"] >= n:
+                    return json.loads(message)["iteration"]
+    raise AssertionError(f"the studio did not reach iteration {n} in {timeout:g} s")
 
 
 def test_ctrl_c_and_sigterm_save_the_run_and_it_continues(tmp_path, disc_png):
@@ -69,10 +71,10 @@ def test_ctrl_c_and_sigterm_save_the_run_and_it_continues(tmp_path, disc_png):
     try:
         page = urllib.request.urlopen(url, timeout=30).read().decode()
         assert "<title>nca studio</title>" in page
-        wait_for(lambda: iteration(url) >= 3, "three iterations", timeout=60)
+        wait_for_iteration(url, 3)
     finally:
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
+        out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     assert err.startswith("Warning: serving on localhost, not 127.0.0.1: whoever can reach this address")
     stopped = re.search(r"Stopped at iteration (\d+): saved studio-disc.safetensors and resumable state "
@@ -84,10 +86,10 @@ def test_ctrl_c_and_sigterm_save_the_run_and_it_continues(tmp_path, disc_png):
     process, url, line = start(["studio-disc.ckpt.safetensors", *TINY], tmp_path)
     assert f"from iteration {done};" in line
     try:
-        wait_for(lambda: iteration(url) >= done + 2, "training on from the saved state", timeout=60)
+        wait_for_iteration(url, done + 2)
     finally:
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=60)
+        out, err = process.communicate(timeout=120)
     assert process.returncode == 143, err
     again = int(re.search(r"Stopped at iteration (\d+)", err).group(1))
     assert again >= done + 2 and load_model(tmp_path / "studio-disc.safetensors").training["iterations_done"] == again

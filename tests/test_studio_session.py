@@ -28,7 +28,8 @@ def tiny_session(folder, spec: str) -> Session:
     return Session(open_run(spec, 12, 4, TINY_MODEL, TINY_RECIPE, {}, torch.device("cpu")), folder, 12, 4)
 
 
-def wait_for(predicate, what: str, timeout: float = 30.0):
+def wait_for(predicate, what: str, timeout: float = 120.0):
+    """Poll until predicate() holds (generous: a shared machine can be slow; a quiet one is fast)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

@@ -23,14 +23,16 @@ from ..targets import Target
 from ..training import TrainConfig, Trainer, save_interrupted
 from ..training.resume import resume_path
 from .live import LiveView, check_live_knobs, straight_rgba
-from .snapshot import Notice, Snapshot, pool_choice
 from .runs import check_flat, trainer_from_model
+from .snapshot import Notice, Snapshot, pool_choice
 from .uploads import file_stem
 
 POOL_EVERY = 0.5  # seconds between two pool pictures
 MAX_LIVE_STEPS = 16  # live steps in one pass at most (the view slows rather than stalls training)
 RATE_WINDOW = 3.0  # seconds over which the recent iterations per second are counted
 MAX_NOTICES = 200
+
+
 class Session:
     """The run and its live view, trained by a worker thread until stop()."""
 
@@ -110,10 +112,7 @@ class Session:
         start = time.perf_counter()
         loss = self.trainer.iterate()
         self.trainer.elapsed += time.perf_counter() - start
-        now = time.perf_counter()
-        self._recent.append((now, self.trainer.iteration))
-        while self._recent and self._recent[0][0] < now - RATE_WINDOW:
-            self._recent.popleft()
+        self._recent.append((time.perf_counter(), self.trainer.iteration))
         with self._lock:
             self._losses.append(loss)
 
@@ -256,7 +255,10 @@ class Session:
 
     def figures(self) -> dict:
         t, cfg = self.trainer, self.trainer.config
-        recent = (self._recent[-1][1] - self._recent[0][1]) / (self._recent[-1][0] - self._recent[0][0]) \
+        now = time.perf_counter()
+        while self._recent and self._recent[0][0] < now - RATE_WINDOW:  # paused: the rate falls to 0
+            self._recent.popleft()
+        recent = (self._recent[-1][1] - self._recent[0][1]) / (now - self._recent[0][0]) \
             if len(self._recent) > 1 else 0.0
         return {"iteration": t.iteration, "elapsed": round(t.elapsed, 2), "loss": t.final_loss(),
                 "rate": round(recent, 2), "lr": cfg.learning_rate(t.iteration, t.decay_from),
