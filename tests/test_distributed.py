@@ -104,3 +104,21 @@ def test_torchrun_trains_on_two_ranks_and_resumes_on_one(tmp_path, disc_png):
     assert done.stdout.count("Wrote ") == 1 and "Training on 2 ranks" in done.stdout
     training = load_model(out).training
     assert training["world_size"] == 2 and training["effective_batch"] == 8 and training["iterations_done"] == 6
+
+
+def test_a_sweep_on_two_ranks_gives_the_report_of_one(tmp_path):
+    args = ["damage", "--sweep", "--radii", "4", "--spacing", "4", "--seeds", "1", "--recover-steps", "20",
+            "--device", "cpu"]
+    one = subprocess.run([sys.executable, "-m", "nca_cli", *args, "--json", str(tmp_path / "one.json"),
+                          "--plot", str(tmp_path / "one.png")], capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                          str(free_port()), "-m", "nca_cli", *args, "--json", str(tmp_path / "two.json"), "--plot",
+                          str(tmp_path / "two.png")], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert "Sweeping on 2 ranks" in two.stdout and two.stdout.count("Wrote ") == 1
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    assert len(a["trials"]) > 32  # more than one batch, so both ranks had trials
+    assert [t["recovered"] for t in a["trials"]] == [t["recovered"] for t in b["trials"]]
+    assert [t["final"] for t in a["trials"]] == pytest.approx([t["final"] for t in b["trials"]], abs=1e-6)

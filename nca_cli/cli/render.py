@@ -25,7 +25,8 @@ from ..growth.run import check_run
 from ..targets.pictures import read_mask
 from ..growth.goals import steer
 from .bodies import grid_text, turned_about
-from .console import out, progress_bar, user_errors
+from ..runtime.distributed import leave, world_from_environment
+from .console import err, out, progress_bar, user_errors
 from .goals import (PaintOpt, SeedAtOpt, SeedCellsOpt, SwitchOpt, TargetOpt, loss_trace, open_goal, plan_goals,
                     report_run, seeded_state)
 from .options import (DeviceOpt, EveryOpt, FpsOpt, GridOpt, ModelArg, OrbitOpt, OutputOpt, ScaleOpt, SeedOpt, StepsOpt,
@@ -223,11 +224,17 @@ def damage_sweep(model, device, grid, radii, spacing, seeds, recover_steps, tole
     radii = parse_radii(radii or (VOXEL_SWEEP_RADII if len(shape) == 3 else "2:20:3"))
     check_sweep(shape, radii, spacing, seeds, recover_steps, tolerance)
     target = loaded.target.rgba if loaded.target is not None and loaded.target.shape == shape else None
+    world = world_from_environment(loaded.device)  # under torchrun the ranks share the trials
+    if world.active:
+        out.quiet = err.quiet = not world.leader
+        out.print(f"Sweeping on {world.size} ranks")
     bar = progress_bar()
     with bar:
         task = bar.add_task("sweep", total=None)
-        result = sweep(runner, target, shape, radii, spacing, seeds, recover_steps=recover_steps,
-                       tolerance=tolerance, on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+        result = sweep(runner, target, shape, radii, spacing, seeds, recover_steps=recover_steps, tolerance=tolerance,
+                       on_progress=lambda done, total: bar.update(task, completed=done, total=total), world=world)
+    if not world.leader:
+        return leave(world)
     if not result.trials:
         raise NCAError("the grown pattern has no opaque cells to wound")
     table = Table("radius", "trials", "recovered", "median steps", "mean final loss",
