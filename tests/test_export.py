@@ -163,12 +163,13 @@ def chromium() -> str:
     return found
 
 
-def run_page(page: Path, spec: str, profile: Path) -> dict:
+def run_page(page: Path, spec: str, profile: Path, mode: str = "test") -> dict:
+    """Open the page in headless chromium with #MODE=SPEC and return what its test mode wrote."""
     import re
     import subprocess
 
     result = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
-                             f"{page.as_uri()}#test={spec}"], capture_output=True, text=True, timeout=300)
+                             f"{page.as_uri()}#{mode}={spec}"], capture_output=True, text=True, timeout=300)
     found = re.search(r'<pre id="nca-test">([^<]*)</pre>', result.stdout)  # written by the page's test mode
     assert found, result.stdout[-2000:] + result.stderr[-2000:]
     return json.loads(found.group(1))
@@ -218,3 +219,20 @@ def test_native_export_round_trip_reproduces_the_rollout(tmp_path):
         a, b = grown(loaded.model, 60), grown(again, 60)  # same seed: same fire masks
         assert (a - b).abs().mean() < 0.01, fmt
         assert rgba_loss(a, b[0, ..., :4]) < 0.001, fmt  # the pictures agree; single cells may differ
+
+
+def test_web_page_of_a_large_world_reports_its_speed(tmp_path):
+    chromium()
+    page = tmp_path / "big.html"
+    result = invoke("export", "--format", "web", "--grid", "256x256", "-o", page)
+    assert result.exit_code == 0, result.output
+    model = json.loads(page.read_text().split("const MODEL = ", 1)[1].split(";\n", 1)[0])
+    assert (model["height"], model["width"]) == (256, 256) and model["target"] is None  # not the target's canvas
+    found = run_page(page, "30", tmp_path / "profile", mode="bench")
+    assert (found["height"], found["width"], found["steps"]) == (256, 256, 30) and found["steps_per_s"] > 0
+    for args, message in [(["--format", "onnx", "--grid", "64x64", "-o", tmp_path / "m.onnx"],
+                           "Error: --grid sets the world of a web page: use it with --format web"),
+                          (["--format", "web", "--grid", "2000x2000", "-o", tmp_path / "m.html"],
+                           "Error: the web page runs worlds of up to 1024 cells a side, got 2000x2000")]:
+        result = invoke("export", *args)
+        assert result.exit_code == 1 and result.output.strip() == message

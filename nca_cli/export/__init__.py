@@ -29,8 +29,8 @@ def check_export(fmt: str, output: Path) -> None:
         raise NCAError(f"format {fmt} writes a {FORMATS[fmt]} file, got {output}")
 
 
-def export_model(loaded: LoadedModel, fmt: str, output: Path) -> None:
-    """Write `loaded` in format `fmt` to `output`."""
+def export_model(loaded: LoadedModel, fmt: str, output: Path, grid: tuple[int, int] | None = None) -> None:
+    """Write `loaded` in format `fmt` to `output`; `grid` (H, W) is the world a web page runs."""
     check_export(fmt, output)
     model = loaded.model
     if model.config.dims == 3 and fmt in PICTURE_FORMATS:
@@ -39,7 +39,7 @@ def export_model(loaded: LoadedModel, fmt: str, output: Path) -> None:
     if fmt == "onnx":
         export_onnx(model, output)
     elif fmt == "web":
-        export_web(loaded, output)
+        export_web(loaded, output, grid)
     elif fmt == "distill":
         write_distill(model, output)
     else:

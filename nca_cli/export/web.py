@@ -14,7 +14,10 @@ from .. import __version__
 from ..formats.atomic import atomic_output
 from ..engine import NCA
 from ..formats.model_file import LoadedModel, compact_target
+from ..errors import NCAError
 from ..growth.run import canvas_shape
+
+MAX_WEB_SIDE = 1024  # cells: a WebGL2 texture of 1024 x 1024 per four channels is within every browser's limits
 
 
 def _floats_b64(t: torch.Tensor) -> str:
@@ -38,16 +41,21 @@ def goal_layers(model: NCA) -> list[dict]:
     return rows
 
 
-def export_web(loaded: LoadedModel, path: str | Path) -> None:
+def export_web(loaded: LoadedModel, path: str | Path, grid: tuple[int, int] | None = None) -> None:
     """One self-contained HTML page (weights inside, no network) that runs the model live; atomically.
-    A conditional model's page has a goal picker that switches the goal while the pattern lives."""
+    A conditional model's page has a goal picker that switches the goal while the pattern lives.
+    `grid` (H, W): the world the page runs (default: the model's own canvas); the page compares
+    with the stored target only on the target's own canvas."""
     model, cfg = loaded.model, loaded.model.config
-    H, W = canvas_shape(loaded.target)
-    goals = loaded.goals.targets if loaded.goals is not None else [None] * cfg.goals
+    H, W = canvas_shape(loaded.target, grid)
+    if max(H, W) > MAX_WEB_SIDE:
+        raise NCAError(f"the web page runs worlds of up to {MAX_WEB_SIDE} cells a side, got {H}x{W}")
+    own = loaded.target is not None and loaded.target.shape == (H, W)
+    goals = loaded.goals.targets if loaded.goals is not None and own else [None] * cfg.goals
     data = {**cfg.to_dict(), "height": H, "width": W,
             "w1": _floats_b64(model.w1.weight), "b1": _floats_b64(model.w1.bias),
             "w2": _floats_b64(model.w2.weight), "b2": _floats_b64(model.w2.bias),
-            "target": _target_b64(loaded.target),
+            "target": _target_b64(loaded.target) if own else None,
             "goal_layers": goal_layers(model) if cfg.goals else [],
             "goal_names": [t.name if t is not None else str(i) for i, t in enumerate(goals)],
             "goal_targets": [_target_b64(t) for t in goals]}
