@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -33,19 +34,35 @@ from .options import (DeviceOpt, EveryOpt, FpsOpt, GridOpt, ModelArg, OrbitOpt, 
                       StripOpt, open_model, parse_angles, parse_grid, parse_radii, parse_size)
 
 
+class StepProgress:
+    """The on_progress(k, steps) callback of a run, drawing a progress bar; `seconds` is the run's
+    wall time once it has ended."""
+
+    def __init__(self, bar, task):
+        self.bar, self.task, self.seconds = bar, task, 0.0
+
+    def __call__(self, k: int, total: int) -> None:
+        self.bar.update(self.task, completed=k)
+
+
 @contextlib.contextmanager
 def step_progress(label: str, steps: int):
-    """A progress bar over a run's steps; yields the on_progress(k, steps) callback to pass on."""
-    bar = progress_bar()
+    """A progress bar over a run's steps; yields the StepProgress callback to pass on."""
+    bar, start = progress_bar(), time.perf_counter()
     with bar:
-        task = bar.add_task(label, total=steps)
-        yield lambda k, total: bar.update(task, completed=k)
+        progress = StepProgress(bar, bar.add_task(label, total=steps))
+        yield progress
+    progress.seconds = time.perf_counter() - start
 
 
-def say_written(options: RenderOptions, x: torch.Tensor) -> None:
+def say_written(options: RenderOptions, x: torch.Tensor, seconds: float = 0.0) -> None:
+    """What was run and written, and how fast: cell updates per second over the whole grid (the
+    frames' writing included)."""
     what = "the last frame" if options.writes_one_image else f"{options.frames} frames"
     what = f"the body ({int((x[0, ..., 3] > 0.1).sum())} voxels)" if options.writes_body else what
     out.print(f"Ran {options.steps} steps on a {grid_text(tuple(x.shape[1:-1]))} grid; wrote {what} to {options.output}")
+    if seconds > 0 and options.steps:
+        out.print(f"{seconds:.1f} s, {options.steps * x[..., 0].numel() / seconds:,.0f} cell updates per second")
 
 
 def on_target_canvas(loaded: LoadedModel, x: torch.Tensor) -> bool:
@@ -101,7 +118,7 @@ def grow(
     trace = loss_trace(loaded, plan, losses) if on_target_canvas(loaded, x) else None
     with step_progress("grow", steps) as progress:
         x = render_run(steer(loaded.model, plan), x, options, on_step=trace, on_progress=progress)
-    say_written(options, x)
+    say_written(options, x, progress.seconds)
     if on_target_canvas(loaded, x):
         report_run(loaded, plan, x, losses, seeded is not None)
 
@@ -133,7 +150,7 @@ def rotate(
     x = start_state(None, loaded, parse_grid(grid), options, batch=len(angles))
     with step_progress("rotate", steps) as progress:
         x = render_run(runner, x, options, angle=angles, on_progress=progress)
-    say_written(options, x)
+    say_written(options, x, progress.seconds)
     if not on_target_canvas(loaded, x):
         return
     table = Table("theta (degrees)", "loss against the target turned by theta")
@@ -202,7 +219,7 @@ def damage(
     with step_progress("damage", steps) as progress:
         report = wound_experiment(runner, x, wound, wound_steps, options, target=target, tolerance=tolerance,
                                   on_progress=progress)
-    say_written(options, report.final_state)
+    say_written(options, report.final_state, progress.seconds)
     table = Table("wound at step", "loss before", "just after", "at the end", f"recovered (within {tolerance:g})",
                   title=f"Recovery (RGBA loss against {report.against})")
     for r in report.recoveries:
