@@ -12,6 +12,7 @@ from .export import export
 from .render import damage, grow, rotate
 from .studio import studio
 from .train import train
+from .video import video_app
 
 app = typer.Typer(
     name="nca",
@@ -38,6 +39,7 @@ def main_callback(
 
 for command in (train, grow, damage, rotate, export, bench, studio):
     app.command()(command)
+app.add_typer(video_app, name="video", help="Reconstruct video from a few surviving pixels: train, reconstruct, baselines.")
 
 
 def main():

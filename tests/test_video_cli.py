@@ -1,0 +1,184 @@
+"""`nca video` end to end through the command line: demo clips, training, reconstruction with the
+side-by-side video, scores and plot, the baselines alone, and one exact line for each bad input."""
+
+import json
+import subprocess
+
+import imageio.v3 as iio
+import imageio_ffmpeg
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from nca_cli.cli import app
+from nca_cli.formats.model_file import load_model, resolve_model_path
+from nca_cli.video.checkpoint import load_video_state, save_video_state
+from nca_cli.video.model import video_config
+from nca_cli.video.train import VideoTrainConfig, VideoTrainer
+
+from .test_video_baselines import random_clip
+
+runner = CliRunner()
+TINY = ["--crop", "12", "--window", "3", "--batch", "2", "--iterations", "3", "--hidden-channels", "4",
+        "--hidden", "16", "--time-budget", "none", "--device", "cpu", "--keep", "0.05"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def error_line(result) -> str:
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    for name, seed in (("astronaut", 0), ("coffee", 1)):
+        result = invoke("video", "clip", name, "-o", folder / f"{name}.mp4", "--size", "16x16", "--frames", "20",
+                        "--seed", seed)
+        assert result.exit_code == 0, result.output
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(clips):
+    model = clips / "scotopic.safetensors"
+    result = invoke("video", "train", clips / "astronaut.mp4", "-o", model, *TINY)
+    assert result.exit_code == 0, result.output
+    assert "Trained 3 iterations" in result.output and f"Wrote {model}" in result.output
+    return model
+
+
+def test_clip_writes_the_frames_asked_for(clips):
+    frames = iio.imread(clips / "coffee.mp4", index=None)
+    assert frames.shape == (20, 16, 16, 3)
+
+
+def test_train_writes_a_video_model_with_its_task(trained, clips):
+    loaded = load_model(trained)
+    loaded.expect("video", "reconstructing video")
+    task = loaded.task
+    assert task["pixel_channels"] == 3 and task["keep"] == 0.05 and task["mask"] == "random"
+    assert task["steps_per_frame"] == VideoTrainConfig.steps_per_frame
+    assert set(task["interpolation"]) == {"sigma_space", "sigma_time", "keep", "mask", "tuned_on"}
+    assert task["clip"] == {"name": "astronaut", "frames": 20, "height": 16, "width": 16, "fps": 30.0}
+    cfg = loaded.model.config
+    assert not cfg.alive_masking and cfg.channels == 3 + 3 + 1 + 4 and cfg.hidden == 16
+    assert loaded.training["iterations_done"] == 3 and loaded.training["stopped"] == "done"
+    assert set(loaded.training["train_clip_psnr"]) == {"nca", "last_seen", "interpolation"}
+    assert not (clips / "scotopic.ckpt.safetensors").exists()
+
+
+def test_reconstruct_writes_side_by_side_scores_and_plot(trained, clips, tmp_path):
+    video, scores, plot = tmp_path / "side.mp4", tmp_path / "scores.json", tmp_path / "psnr.png"
+    result = invoke("video", "reconstruct", trained, clips / "coffee.mp4", "-o", video, "--json", scores,
+                    "--plot", plot, "--scale", "2", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    frames = iio.imread(video, index=None)
+    assert frames.shape == (20, 32, 2 * (4 * 16 + 3 * 2), 3)
+    data = json.loads(scores.read_text())
+    assert set(data) == {"clip", "keep", "mask", "seed", "interpolation", "methods", "best_baseline",
+                         "steps_per_frame", "nca_fps", "nca_minus_baseline_db"}
+    assert data["keep"] == 0.05 and data["mask"] == "random" and data["interpolation"]["tuned_on"] == "astronaut"
+    for name in ("nca", "last_seen", "interpolation"):
+        method = data["methods"][name]
+        assert len(method["per_frame"]["psnr"]) == 20 and len(method["per_frame"]["ssim"]) == 20
+        mse = np.mean([10 ** (-p / 10) for p in method["per_frame"]["psnr"]])
+        assert method["psnr"] == pytest.approx(-10 * np.log10(mse), abs=0.01)
+    assert data["nca_minus_baseline_db"]["interpolation"] == pytest.approx(
+        data["methods"]["nca"]["psnr"] - data["methods"]["interpolation"]["psnr"], abs=0.002)
+    assert Image.open(plot).size == (640, 360)
+    assert "nca" in result.output and "frames per second" in result.output
+
+
+def test_reconstruct_at_another_keep_needs_its_own_interpolation(trained, clips, tmp_path):
+    result = invoke("video", "reconstruct", trained, clips / "coffee.mp4", "--keep", "0.1", "--json",
+                    tmp_path / "s.json")
+    assert error_line(result) == (
+        "Error: the model's interpolation parameters were chosen at keep 0.05 with random masks; for keep 0.1 "
+        "with random masks give --tune-on CLIP (e.g. the training clip), or --sigma-space and --sigma-time")
+    assert not (tmp_path / "s.json").exists()
+    result = invoke("video", "reconstruct", trained, clips / "coffee.mp4", "--keep", "0.1", "--mask-fixed",
+                    "--tune-on", clips / "astronaut.mp4", "--size", "12x12", "--json", tmp_path / "s.json")
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert data["mask"] == "fixed" and data["interpolation"]["keep"] == 0.1 and data["clip"]["width"] == 12
+
+
+def test_baseline_alone(clips, tmp_path):
+    out = tmp_path / "baseline.json"
+    result = invoke("video", "baseline", clips / "coffee.mp4", "--keep", "0.05", "--json", out,
+                    "--sigma-space", "2", "--sigma-time", "4")
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert set(data["methods"]) == {"last_seen", "interpolation"} and data["interpolation"]["sigma_space"] == 2.0
+    assert data["best_baseline"] == max(data["methods"], key=lambda k: data["methods"][k]["psnr"])
+
+
+def test_train_on_a_grey_clip_makes_a_grey_model(tmp_path):
+    clip = tmp_path / "grey.gif"
+    assert invoke("video", "clip", "camera", "-o", clip, "--size", "16x16", "--frames", "12").exit_code == 0
+    model = tmp_path / "grey.safetensors"
+    result = invoke("video", "train", clip, "-o", model, *TINY)
+    assert result.exit_code == 0, result.output
+    assert load_model(model).task["pixel_channels"] == 1 and load_model(model).model.config.channels == 7
+
+
+def zero_frame_video(path):
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    subprocess.run([ffmpeg, "-loglevel", "error", "-y", "-f", "lavfi", "-i", "color=c=black:s=32x32:r=30",
+                    "-frames:v", "0", "-c:v", "libx264", str(path)], check=True)
+
+
+def test_bad_input_is_one_line_and_nothing_is_written(trained, clips, tmp_path):
+    bad, zero = tmp_path / "bad.mp4", tmp_path / "zero.mp4"
+    bad.write_bytes(b"not a video" * 10)
+    zero_frame_video(zero)
+    out, scores = tmp_path / "o.mp4", tmp_path / "o.json"
+    coffee = clips / "coffee.mp4"
+    lizard = resolve_model_path("lizard")
+    cases = [
+        (["video", "baseline", bad], f"Error: cannot read {bad}: not a video that imageio can decode (mp4, webm, gif, ...)"),
+        (["video", "reconstruct", trained, zero, "-o", out], f"Error: {zero} has no frames"),
+        (["video", "train", zero, "-o", tmp_path / "m.safetensors"], f"Error: {zero} has no frames"),
+        (["video", "baseline", coffee, "--keep", "0", "--json", scores], "Error: --keep must be in (0, 1], got 0"),
+        (["video", "reconstruct", trained, coffee, "--keep", "1.5", "-o", out], "Error: --keep must be in (0, 1], got 1.5"),
+        (["video", "train", coffee, "--keep", "-0.1", "-o", tmp_path / "m.safetensors"], "Error: --keep must be in (0, 1], got -0.1"),
+        (["video", "reconstruct", "lizard", coffee, "-o", out],
+         f"Error: {lizard} holds a image model; reconstructing video needs a video model"),
+        (["video", "reconstruct", trained, coffee, "--size", "4x6", "-o", out],
+         "Error: frames of 4x6 pixels are too small: video needs at least 8x8"),
+        (["video", "train", coffee, "--crop", "24", "-o", tmp_path / "m.safetensors"],
+         "Error: the clip's frames (16x16) are smaller than the training crop (24x24): use a smaller --crop or a larger --size"),
+        (["video", "reconstruct", trained, tmp_path / "nothing.mp4"], f"Error: video not found: {tmp_path / 'nothing.mp4'}"),
+        (["video", "train", coffee, "--resume", "-o", tmp_path / "m.safetensors"],
+         f"Error: nothing to resume: {tmp_path / 'm.ckpt.safetensors'} does not exist"),
+    ]
+    for args, line in cases:
+        assert error_line(invoke(*args)) == line, args
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4", "zero.mp4"]
+
+
+def test_training_stopped_and_resumed_ends_where_an_uninterrupted_run_does(tmp_path):
+    clip = random_clip(frames=12, size=(12, 12))
+    config = VideoTrainConfig(keep=0.2, iterations=4, batch=2, crop=8, window=3, seed=1)
+    model = video_config(3, hidden_channels=4, hidden=16)
+    whole = VideoTrainer(model, config, clip)
+    assert whole.run() == "done"
+    half = VideoTrainer(model, config, clip)
+    assert half.run(should_stop=lambda: half.iteration == 2) == "interrupted"
+    save_video_state(half, tmp_path / "state.safetensors")
+    resumed = load_video_state(tmp_path / "state.safetensors", clip)
+    assert resumed.iteration == 2 and resumed.run() == "done"
+    assert resumed.losses == whole.losses
+    for a, b in zip(resumed.model.parameters(), whole.model.parameters()):
+        assert torch.equal(a, b)
+    other = random_clip(frames=12, size=(12, 12), seed=5)
+    with pytest.raises(Exception, match="was trained on another clip"):
+        load_video_state(tmp_path / "state.safetensors", other)
