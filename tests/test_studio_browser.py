@@ -30,6 +30,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 # Where to keep the screenshot as well (the README's is made with
 # NCA_STUDIO_SCREENSHOT=examples/gallery/studio.png pytest tests/test_studio_browser.py).
 SCREENSHOT = os.environ.get("NCA_STUDIO_SCREENSHOT")
+TIMEOUT = 120  # seconds for anything to show: generous, for a shared machine; a quiet one takes a few
 
 pytestmark = [
     pytest.mark.skipif(sync_playwright is None, reason="Playwright for Python is not installed (pip install -e '.[test]')"),
@@ -55,6 +56,7 @@ def page(studio):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 1060, "height": 780})
+        page.context.set_default_timeout(TIMEOUT * 1000)
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(server.url)
@@ -106,7 +108,9 @@ def test_the_page_shows_training_and_a_drawn_target_takes_over(studio, page):
     first, losses = number(page, "#iteration"), number(page, "#loss-count")
     assert math.isfinite(number(page, "#loss-value")) and page.inner_text("#status") == "training"
     page.wait_for_function(f"() => Number(document.getElementById('iteration').textContent) > {first + 2}")
-    assert number(page, "#loss-count") > losses and number(page, "#rate") > 0
+    # losses arrive in their own messages, a moment after the frame that counts the iteration
+    page.wait_for_function(f"() => Number(document.getElementById('loss-count').textContent) > {losses}")
+    assert number(page, "#rate") > 0
     blue = [p for row in pixels(page, "loss") for p in row if p[3] > 0 and p[2] > p[0] + 60]
     assert blue, "the loss curve is drawn"
     before = pixels(page, "target")
@@ -183,7 +187,7 @@ def test_the_bundled_lizard_grows_in_the_live_view_and_a_click_wounds_it(studio,
     page.wait_for_function("() => document.getElementById('status').textContent === 'paused'")
     set_knob(page, "regrow", 0)
     set_knob(page, "live_speed", 120)
-    page.wait_for_function("() => Number(document.getElementById('live-steps').textContent) >= 200", timeout=60_000)
+    page.wait_for_function("() => Number(document.getElementById('live-steps').textContent) >= 200")
     grown = pixels(page, "live")
     assert sum(p[3] > 128 for row in grown for p in row) > 400  # the lizard's body, grown from one cell
     set_knob(page, "live_speed", 2)
@@ -193,12 +197,12 @@ def test_the_bundled_lizard_grows_in_the_live_view_and_a_click_wounds_it(studio,
     box = page.locator("#live").bounding_box()
     page.fill("#wound-radius", "6")
     page.mouse.click(box["x"] + (col + 0.5) / 72 * box["width"], box["y"] + (row + 0.5) / 72 * box["height"])
-    wait_for(lambda: live_alpha(page, row, col, 4) < 30, "the wound in the live view", timeout=10)
-    set_knob(page, "live_speed", 30)
+    wait_for(lambda: live_alpha(page, row, col, 4) < 30, "the wound in the live view", timeout=TIMEOUT)
+    set_knob(page, "live_speed", 60)
+    wait_for(lambda: live_alpha(page, row, col, 4) > 100, "the wound healing", timeout=TIMEOUT)
     page.click("#pause")  # training again, on the lizard
     page.wait_for_function("() => document.getElementById('status').textContent === 'training'")
-    page.wait_for_function("() => Number(document.getElementById('loss-count').textContent) >= 8", timeout=60_000)
-    wait_for(lambda: live_alpha(page, row, col, 4) > 100, "the wound healing", timeout=30)
+    page.wait_for_function("() => Number(document.getElementById('loss-count').textContent) >= 3")
     shot = Image.open(io.BytesIO(page.screenshot()))
     small = shot.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT)
     buffer = io.BytesIO()
