@@ -127,7 +127,8 @@ def test_reports_write_differences_and_unseen_configurations_as_notation():
     assert lines == ["Agreement with B36/S23 (highlife): 484/512 neighbourhoods",
                      "  B6 (28): the learned rule gives 0, B36/S23 gives 1"]
     unseen = unconstrained_lines(readback)
-    assert unseen[0].startswith("Unconstrained by the data: 2 of 512 neighbourhoods were never observed; 2 of them")
+    assert unseen[0] == ("Unconstrained by the data: 2 of 512 neighbourhoods were never observed; 2 of them not even "
+                         "turned or mirrored. The learned rule's guesses, by the classes they fall in:")
     assert unseen[1:] == ["  B8 (1): gives 0", "  S8 (1): gives 0"]
 
 

@@ -10,6 +10,7 @@ from .bench import bench
 from .console import handle_sigterm, out
 from .export import export
 from .render import damage, grow, rotate
+from .rule import rule_app
 from .studio import studio
 from .train import train
 from .video import video_app
@@ -39,6 +40,7 @@ def main_callback(
 
 for command in (train, grow, damage, rotate, export, bench, studio):
     app.command()(command)
+app.add_typer(rule_app, name="rule", help="Learn a cellular automaton's rule from what it does, read it back, run it, export it to Golly.")
 app.add_typer(video_app, name="video", help="Reconstruct video from a few surviving pixels: train, reconstruct, baselines.")
 
 

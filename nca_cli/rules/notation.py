@@ -12,6 +12,7 @@ Every rule has `states`, a `family`, a `notation` (what `parse_rule` reads back)
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -48,11 +49,17 @@ class LifeLike:
         text = f"B{hensel.format_conditions(self.birth)}/S{hensel.format_conditions(self.survive)}"
         return text if self.states == 2 else f"{text}/C{self.states}"
 
+    @functools.cached_property
+    def _conditions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Born and survives, for each 9-bit code of where the live cells are. (512,) bool each"""
+        classes = hensel.CLASS_OF_CODE
+        return (np.isin(classes, [hensel.CLASSES.index(c) for c in self.birth]),
+                np.isin(classes, [hensel.CLASSES.index(c) for c in self.survive]))
+
     def next_state(self, hoods: np.ndarray) -> np.ndarray:
         """(M, 9) -> (M,) uint8"""
-        classes = hensel.classes_of(hoods == 1)
-        born = np.isin(classes, [hensel.CLASSES.index(c) for c in self.birth])
-        stays = np.isin(classes, [hensel.CLASSES.index(c) for c in self.survive])
+        live = (hoods == 1).astype(np.int64) @ (1 << np.arange(8, -1, -1))
+        born, stays = (table[live] for table in self._conditions)
         centre = hoods[:, CENTRE].astype(np.int64)
         dying = 2 % self.states  # 2 with Generations, 0 with two states
         after = np.where(centre == 0, born.astype(np.int64), np.where(stays, 1, dying))

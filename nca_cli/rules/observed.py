@@ -16,9 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NCAError
+from ..runtime.limits import check_memory
 from .neighbourhoods import MAX_STATES, encode, neighbourhoods
 from .notation import Rule
 from .simulate import random_soups, trajectories
+
+
+BYTES_PER_TRANSITION = 64  # its neighbourhood, code, sort order and sorted copies
 
 
 @dataclass
@@ -41,6 +45,7 @@ def observe(runs: np.ndarray, states: int, padding: str) -> Observations:
     if runs.shape[1] < 2:
         raise NCAError(f"runs need at least 2 states each to show a transition, got {runs.shape[1]}")
     N, T, H, W = runs.shape
+    check_memory(BYTES_PER_TRANSITION * N * (T - 1) * H * W, f"sorting {N * (T - 1) * H * W:,} transitions")
     codes = encode(neighbourhoods(runs[:, :-1].reshape(-1, H, W), padding), states).ravel()
     after = runs[:, 1:].reshape(-1)
     order = np.lexsort((after, codes))
@@ -61,6 +66,8 @@ def observe(runs: np.ndarray, states: int, padding: str) -> Observations:
 def simulated_runs(rule: Rule, count: int, shape: tuple[int, int], steps: int, padding: str,
                    seed: int) -> np.ndarray:
     """Runs of a hand-written rule from random soups of varied mixes. -> (count, steps+1, H, W)"""
+    check_memory((steps + 1) * count * shape[0] * shape[1] * (1 + BYTES_PER_TRANSITION),
+                 f"simulating {count} soups of {shape[0]}x{shape[1]} for {steps} steps")
     soups = random_soups(rule.states, count, shape, np.random.default_rng(seed))
     return trajectories(rule, soups, steps, padding)
 

@@ -85,7 +85,8 @@ def unconstrained_lines(readback: ReadBack) -> list[str]:
     seen_orbits = set(_orbits(readback.codes[readback.seen], readback.states).tolist())
     alone = np.array([o not in seen_orbits for o in _orbits(readback.codes[unseen], readback.states)], dtype=bool)
     lines = [f"Unconstrained by the data: {count} of {total} neighbourhoods were never observed; "
-             f"{int(alone.sum())} of them not even turned or mirrored. The learned rule's guesses:"]
+             f"{int(alone.sum())} of them not even turned or mirrored. The learned rule's guesses, by the "
+             f"classes they fall in:"]
     for group in groups(readback.codes[unseen], readback.next[unseen], readback.next[unseen], readback.states):
         lines.append(f"  {group.where(readback.states)} ({group.count}): gives {group.learned}")
     return lines
