@@ -235,3 +235,14 @@ def test_resume_without_a_target_uses_the_one_stored_in_the_state(disc_target, t
     save_file(tensors, tmp_path / "no-target.safetensors", metadata=meta)
     with pytest.raises(NCAError, match="is damaged: the tensor target is missing"):
         load_state(tmp_path / "no-target.safetensors")
+
+
+def test_curriculum_shortens_early_rollouts_and_warms_the_rate_up():
+    cfg = TrainConfig(short_first=400, lr_warmup=50)
+    assert cfg.rollout_range(0) == (16, 24) and cfg.rollout_range(200) == (40, 60)
+    assert cfg.rollout_range(399)[1] <= 96 and cfg.rollout_range(400) == (64, 96)
+    assert cfg.learning_rate(0) == pytest.approx(2e-3 / 50) and cfg.learning_rate(49) == 2e-3
+    plain = TrainConfig()
+    assert plain.rollout_range(0) == (64, 96) and plain.learning_rate(0) == 2e-3  # off by default
+    with pytest.raises(NCAError, match="must not be negative"):
+        TrainConfig(short_first=-1)

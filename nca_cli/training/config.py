@@ -11,6 +11,7 @@ MODES = ("grow", "persist", "regen")
 # Upper bounds far beyond real runs (the default is 3000 iterations of batch 4, pool 256, 96 steps).
 MAX_ITERATIONS, MAX_BATCH, MAX_POOL, MAX_ROLLOUT = 10_000_000, 4096, 1_000_000, 10_000
 MAX_SEED_CELLS = 16
+MIN_CURRICULUM_STEPS = 8  # the shortest rollout a curriculum starts from
 # The defaults for several targets (one conditional rule): twice the single target's run and time
 # budget, the rate dropping at the same 82% of it (docs/goals.md).
 GOALS_RECIPE = {"iterations": 6000, "lr_decay_at": 4900, "time_budget": "20m"}
@@ -38,6 +39,11 @@ class TrainConfig:
     # more are placed at random solid cells of the target (docs/goals.md).
     seed_cells_min: int = 1
     seed_cells_max: int = 1
+    # A curriculum: over the first `short_first` iterations rollouts grow from a quarter of their
+    # length to all of it (early patterns are small and learn to grow from short rollouts, which
+    # cost little); and the rate rises linearly over the first `lr_warmup` iterations.
+    short_first: int = 0
+    lr_warmup: int = 0
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -63,9 +69,19 @@ class TrainConfig:
             raise NCAError(f"weight average decay must be in [0, 1), got {self.average}")
         if not 0.0 <= self.switch_rate <= 1.0:
             raise InvalidOption("switch_rate", f"must be between 0 and 1, got {self.switch_rate}")
+        if self.short_first < 0 or self.lr_warmup < 0:
+            raise NCAError("the curriculum's lengths (short_first, lr_warmup) must not be negative")
         if not 1 <= self.seed_cells_min <= self.seed_cells_max <= MAX_SEED_CELLS:
             raise InvalidOption("seed_cells", f"must be from 1 to {MAX_SEED_CELLS} cells, got "
                                 f"{self.seed_cells_min}-{self.seed_cells_max}")
+
+    def rollout_range(self, iteration: int) -> tuple[int, int]:
+        """The range rollout lengths are drawn from at `iteration` (the curriculum's, early on)."""
+        if iteration >= self.short_first:
+            return self.steps_min, self.steps_max
+        share = 0.25 + 0.75 * iteration / self.short_first
+        low = max(MIN_CURRICULUM_STEPS, round(self.steps_min * share))
+        return low, max(low, round(self.steps_max * share))
 
     @property
     def seed_cells(self) -> str:
@@ -86,7 +102,8 @@ class TrainConfig:
     def learning_rate(self, iteration: int, decay_from: int | None = None) -> float:
         """The rate at `iteration`: dropped from `lr_decay_at` on, or from `decay_from` if earlier."""
         start = self.lr_decay_at if decay_from is None else min(decay_from, self.lr_decay_at)
-        return self.lr * (self.lr_decay if iteration >= start else 1.0)
+        warm = min(1.0, (iteration + 1) / self.lr_warmup) if self.lr_warmup else 1.0
+        return self.lr * warm * (self.lr_decay if iteration >= start else 1.0)
 
     @property
     def decay_fraction(self) -> float:

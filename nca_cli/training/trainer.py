@@ -141,8 +141,8 @@ class Trainer:
         """One iteration: draw a batch, roll it out, learn from it, write it back to the pool."""
         cfg = self.config
         batch = self.draw()
-        steps = int(torch.randint(cfg.steps_min, cfg.steps_max + 1, (1,), generator=self.generator,
-                                  device=self.device))
+        low, high = cfg.rollout_range(self.iteration)
+        steps = int(torch.randint(low, high + 1, (1,), generator=self.generator, device=self.device))
         return self.learn(batch, steps)
 
     def learn(self, batch: Batch, steps: int, fire=None) -> float:
