@@ -162,11 +162,11 @@ def test_a_time_budget_shorter_than_the_schedule_drops_the_rate_at_the_same_frac
 
     clock = iter(range(10 ** 6))  # every call of the clock is one second later: an iteration takes 1 s
     monkeypatch.setattr(training.time, "perf_counter", lambda: float(next(clock)))
-    trainer = make_trainer(disc_target, iterations=100, lr_decay_at=50, lr=1e-3)
+    trainer = make_trainer(disc_target, iterations=20, lr_decay_at=10, lr=1e-3)  # the earliest drop: 3
     rates = []
     assert trainer.run(time_budget=10.0, on_iteration=lambda t, _: rates.append(
         t.optimizer.param_groups[0]["lr"])) == "time budget"
-    assert trainer.iteration == 10  # the budget ends the run, not the 100 iterations
+    assert trainer.iteration == 10  # the budget ends the run, not the 20 iterations
     assert trainer.decay_from == 5  # half the budget, as lr_decay_at is half the iterations
     assert rates == pytest.approx([1e-3] * 5 + [1e-4] * 5)
     assert trainer.summary("time budget")["lr_dropped_at"] == 5

@@ -12,6 +12,11 @@ MODES = ("grow", "persist", "regen")
 MAX_ITERATIONS, MAX_BATCH, MAX_POOL, MAX_ROLLOUT = 10_000_000, 4096, 1_000_000, 10_000
 MAX_SEED_CELLS = 16
 MIN_CURRICULUM_STEPS = 8  # the shortest rollout a curriculum starts from
+# A time budget may bring the rate drop forward, but to no earlier than this share of lr_decay_at
+# (735 of the default 2450): the fewest full-rate iterations measured to give a good model were
+# 730 (docs/training-recipe.md). A slow machine keeps its full rate rather than dropping it while
+# the rule has learnt nothing yet.
+EARLIEST_DROP_SHARE = 0.3
 # The defaults for several targets (one conditional rule): twice the single target's run and time
 # budget, the rate dropping at the same 82% of it (docs/goals.md).
 GOALS_RECIPE = {"iterations": 6000, "lr_decay_at": 4900, "time_budget": "20m"}
@@ -104,6 +109,11 @@ class TrainConfig:
         start = self.lr_decay_at if decay_from is None else min(decay_from, self.lr_decay_at)
         warm = min(1.0, (iteration + 1) / self.lr_warmup) if self.lr_warmup else 1.0
         return self.lr * warm * (self.lr_decay if iteration >= start else 1.0)
+
+    @property
+    def earliest_drop(self) -> int:
+        """The earliest iteration a time budget may bring the rate drop forward to."""
+        return math.ceil(EARLIEST_DROP_SHARE * self.lr_decay_at)
 
     @property
     def decay_fraction(self) -> float:

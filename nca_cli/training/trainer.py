@@ -92,6 +92,19 @@ class Trainer:
         # would end the run before it (see run()).
         self.decay_from = train_config.lr_decay_at
         self.reseeded = False  # resumed on another number of ranks, with fresh random streams (resume.py)
+        self.started_from: str | None = None  # the model file whose weights the run started from
+        self.iterations_before = 0  # ... and the iterations that model had been trained for
+
+    def start_from(self, model: NCA, source: str, iterations_before: int = 0) -> None:
+        """Start from `model`'s weights (their average too) instead of fresh ones, trained for
+        `iterations_before` iterations; the optimiser and the pool stay fresh. An NCAError unless
+        its config is this run's."""
+        if model.config != self.model.config:
+            raise NCAError(f"{source} is a model of another shape than this run's")
+        with torch.no_grad():
+            for mine, theirs in ((self.model, model), (self.averaged, model)):
+                mine.load_state_dict(theirs.state_dict())
+        self.started_from, self.iterations_before = source, iterations_before
 
     # -- one iteration -------------------------------------------------------------------------
 
@@ -243,9 +256,10 @@ class Trainer:
 
         The schedule follows whichever of the two ends the run first: once the time spent passes
         the schedule's drop fraction of the budget, the learning rate drops from that iteration
-        on, as it would have at `lr_decay_at` of `iterations`. A machine fast enough for every
-        iteration within the budget gets the iteration schedule exactly (and the same seed gives
-        the same model); a slower one gets a shorter run with the same shape.
+        on, as it would have at `lr_decay_at` of `iterations`, but never before `earliest_drop`
+        iterations are done (a slow machine keeps its full rate instead). A machine fast enough
+        for every iteration within the budget gets the iteration schedule exactly (and the same
+        seed gives the same model); a slower one gets a shorter run with the same shape.
 
         Returns why it stopped: "done", "time budget" or "interrupted".
         """
@@ -257,7 +271,8 @@ class Trainer:
                 self.elapsed = largest(self.elapsed, self.world)
                 if self.elapsed >= time_budget:
                     return "time budget"
-                if self.elapsed >= self.config.decay_fraction * time_budget:
+                if self.elapsed >= self.config.decay_fraction * time_budget and \
+                        self.iteration >= self.config.earliest_drop:
                     self.decay_from = min(self.decay_from, self.iteration)
             start = time.perf_counter()
             loss = self.iterate()
@@ -330,4 +345,6 @@ class Trainer:
                 "effective_batch": self.config.batch * self.world.size,
                 "wall_time_s": round(self.elapsed, 1), "final_loss": self.final_loss(),
                 "stopped": stopped, "rollbacks": self.rollbacks,
-                "lr_dropped_at": self.decay_from if self.decay_from < self.iteration else None}
+                "lr_dropped_at": self.decay_from if self.decay_from < self.iteration else None,
+                **({"started_from": self.started_from, "iterations_before": self.iterations_before}
+                   if self.started_from else {})}
