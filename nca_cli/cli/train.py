@@ -25,6 +25,7 @@ from .bodies import PICTURE_PAD, PICTURE_SIZE, is_voxel_spec, load_body, report_
 from .console import err, format_duration, out, progress_bar, stop_on_ctrl_c, user_errors
 from .goals import parse_seed_range
 from .options import parse_duration
+from .train_continue import MODEL_OPTIONS, load_init, start_from, warn_if_short
 
 
 @user_errors
@@ -35,7 +36,7 @@ def train(
     mode: str = typer.Option("regen", "--mode", help=f"Experiment: {', '.join(MODES)}."),
     regen: bool = typer.Option(False, "--regen", help="Regenerating mode (pool + damage); same as --mode regen."),
     iterations: Optional[int] = typer.Option(None, "--iterations", "-n", help=f"Training iterations (default: {TrainConfig.iterations}, {GOALS_RECIPE['iterations']} for several targets)."),
-    time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this much training time (e.g. 90s, 10m, 1h, none; default: 10m, 20m for several targets); a run it cuts short drops its rate early, at the same fraction of the budget."),
+    time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this much training time (e.g. 90s, 10m, 1h, none; default: 10m, 20m for several targets); a run it cuts short drops its rate early, at the same fraction of the budget, but not before 30% of --lr-decay-at."),
     size: Optional[int] = typer.Option(None, "--size", help="Target size in cells (longer side; default 40; a voxel body: a .vox or .npy as it is up to 32, a mesh 24)."),
     pad: Optional[int] = typer.Option(None, "--pad", help="Empty cells around the target: the grid is size + 2*pad (default 16; 3 for a voxel body)."),
     batch: int = typer.Option(TrainConfig.batch, "--batch", help="Samples per iteration."),
@@ -57,6 +58,7 @@ def train(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     checkpoint_every: int = typer.Option(100, "--checkpoint-every", help="Save resumable state every N iterations (0: never)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run saved beside the output file."),
+    init: Optional[str] = typer.Option(None, "--init", metavar="MODEL", help="Start from this model's weights (a file, or a bundled model's name) with a fresh pool and optimiser: add iterations to a finished model. Its channels, hidden units, fire rate, padding and conditioning are used."),
     keep_white: bool = typer.Option(False, "--keep-white", help="Keep white pixels of images without alpha (default: transparent)."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write <output>.loss.png and <output>.preview.png."),
 ):
@@ -98,6 +100,9 @@ def train(
                                damage_count=min(TrainConfig.damage_count, batch - 1) if damage_count is None
                                else damage_count, average=average, seed=seed, switch_rate=switch_rate,
                                seed_cells_min=low, seed_cells_max=high)
+    start = load_init(ctx, init, model_config) if init and not resume else None
+    if start is not None:
+        model_config = start.model.config
     if resume:
         if not state_path.exists():
             raise NCAError(f"nothing to resume: {state_path} does not exist")
@@ -107,6 +112,8 @@ def train(
                   + (" (on another number of ranks: the random streams start afresh)" if trainer.reseeded else ""))
     else:
         trainer = Trainer(model_config, train_config, loaded, dev, world)
+        if start is not None:
+            start_from(trainer, start, init)
     with stop_on_ctrl_c() as stop:
         stopped = run_with_progress(trainer, state_path, budget, checkpoint_every, stop)
     if stopped == "interrupted":
@@ -119,6 +126,7 @@ def train(
     finished = finish_training(trainer, output, state_path, stopped, plots=plots)
     report(trainer, stopped, finished)
     out.print(f"Wrote {output}")
+    warn_if_short(ctx, trainer, stopped, finished)
 
 
 def join_world(device, batch: int) -> World:
@@ -135,7 +143,6 @@ RECIPE_OPTIONS = {"mode": "mode", "regen": "mode", "batch": "batch", "pool_size"
                   "steps_min": "steps_min", "steps_max": "steps_max", "lr": "lr", "lr_decay_at": "lr_decay_at",
                   "damage_count": "damage_count", "average": "average", "seed": "seed",
                   "switch_rate": "switch_rate", "seed_cells": "seed_cells"}
-MODEL_OPTIONS = ("channels", "hidden", "fire_rate", "padding", "conditioning")
 
 
 def refuse_changed_options(ctx: typer.Context, trainer: Trainer, model: NCAConfig, recipe: TrainConfig) -> None:
@@ -205,6 +212,9 @@ def report(trainer: Trainer, stopped: str, finished: FinishedRun) -> None:
     if trainer.decay_from < min(cfg.lr_decay_at, trainer.iteration):
         out.print(f"The time budget came first: the learning rate dropped at iteration {trainer.decay_from} "
                   f"instead of {cfg.lr_decay_at}")
+    elif stopped == "time budget" and trainer.iteration <= cfg.lr_decay_at < cfg.iterations:
+        out.print(f"The time budget ended the run before iteration {cfg.earliest_drop:,}, the earliest it may "
+                  f"bring the rate drop forward to: the rate stayed at {cfg.lr:g}")
     mean = "; mean over the goals" if finished.goals else ""
     out.print(f"Grown from the seed ({quality.steps} steps, mean of {quality.runs} runs): loss "
               f"{quality.grow_loss:.5f}; regrown {quality.steps} steps after a cut of radius {quality.cut_radius:g}: "

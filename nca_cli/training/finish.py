@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import math
 import tempfile
 from pathlib import Path
 
@@ -16,11 +17,17 @@ from ..growth.quality import GROW_STEPS, Quality, grow_from_seed, measure_qualit
 from ..growth.run import still_picture
 from ..growth.seeds import Merge, measure_merging
 from ..targets import GoalSet
+from .config import TrainConfig
 from .resume import save_state
 from .trainer import Trainer
 
 QUALITY_RUNS = 8  # patterns grown (and cut and regrown) to score a finished model
 SWITCH_RUNS = 4  # patterns per pair of goals grown and switched to score a conditional model
+# A good model: the article's recipe's quality on the lizard (grown and regrown losses, README), and
+# the iterations the default recipe takes to reach it there (1100 with the drop after 900 gave
+# 0.0042 / 0.0091, docs/training-recipe.md); several targets train twice as long (GOALS_RECIPE).
+GOOD_GROWN, GOOD_REGROWN = 0.006, 0.016
+GOOD_ITERATIONS = 1100
 
 
 @dataclass
@@ -33,6 +40,7 @@ class FinishedRun:
     goals: list[Quality] = field(default_factory=list)  # a conditional model: each goal's, goal 0 first
     switches: list[Switch] = field(default_factory=list)  # ... and every switch from one goal to another
     merging: list[list[Merge]] = field(default_factory=list)  # trained with several seeds: per goal
+    shortfall: Shortfall | None = None  # set when the model falls short of a good one
 
 
 def measure_run(trainer: Trainer) -> tuple[FinishedRun, dict]:
@@ -59,6 +67,40 @@ def measure_run(trainer: Trainer) -> tuple[FinishedRun, dict]:
         figures["merging"] = [{"goal": t.name, "by_seeds": [m.to_dict() for m in rows]}
                               for t, rows in zip(targets, run.merging)]
     return run, figures
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """A finished picture model whose losses are above the bar for a good model: how far its
+    training got, and what it is estimated to still need on this machine."""
+
+    quality: Quality
+    iterations: int  # trained for, in all (from the start of the model it continued, if any)
+    pace: float  # iterations per second of training, this run's
+    needed: int  # iterations a good model takes with the default recipe: the estimate's basis
+    more: int  # iterations to continue for
+    lr_decay_at: int  # ... with the rate dropping at this one of them
+
+    @property
+    def seconds(self) -> float:
+        """The estimated training time of the `more` iterations at this run's pace."""
+        return self.more / self.pace if self.pace > 0 else math.inf
+
+
+def shortfall(trainer: Trainer, quality: Quality) -> Shortfall | None:
+    """None if the model meets the bar, or is a voxel body (whose figures are of another kind);
+    else its shortfall. Continuing takes the iterations the default recipe needs that the model
+    has not had, or as many again as it has had where it had them all, the rate dropping at the
+    same share of them as in this run's recipe (the default recipe's, where this one has no drop)."""
+    config = trainer.model.config
+    if config.dims != 2 or (quality.grow_loss <= GOOD_GROWN and quality.regrow_loss <= GOOD_REGROWN):
+        return None
+    needed = GOOD_ITERATIONS * (2 if config.goals else 1)
+    done = trainer.iterations_before + trainer.iteration
+    pace = trainer.iteration / trainer.elapsed if trainer.elapsed > 0 else 0.0
+    more = needed - done if done < needed else done
+    recipe = trainer.config if trainer.config.lr_decay_at < trainer.config.iterations else TrainConfig()
+    return Shortfall(quality, done, pace, needed, more, round(recipe.decay_fraction * more))
 
 
 def save_interrupted(trainer: Trainer, output: str | Path, state_path: str | Path) -> None:
@@ -93,13 +135,15 @@ def finish_training(trainer: Trainer, output: str | Path, state_path: str | Path
     """Score the trained model (grown and regrown losses), write it with the run's summary, remove
     the resume state (the run is complete), and optionally write the loss curve and a preview
     beside it (<output>.loss.png, <output>.preview.png). If the model cannot be written where asked,
-    it is rescued to the temporary folder (the NCAError says where) and the resume state is kept."""
+    it is rescued to the temporary folder (the NCAError says where) and the resume state is kept.
+    A picture model above the bar for a good one has its `shortfall` set."""
     output = Path(output)
     run, figures = measure_run(trainer)
     save_or_rescue(output, trainer, {**trainer.summary(stopped), **figures})
     if state_path is not None and Path(state_path).exists():
         Path(state_path).unlink()
     run.model_path = output
+    run.shortfall = shortfall(trainer, run.quality)
     run.plots = write_training_plots(trainer, output) if plots else []
     return run
 
