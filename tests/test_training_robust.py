@@ -60,7 +60,7 @@ def warning_for(out, disc_png, quality: dict, iterations: int, pace: str, more: 
     return (f"Warning: this model falls short of a good one: grown {quality['grow_loss']:.4f} and regrown "
             f"{quality['regrow_loss']:.4f}, where a good model has grown <= 0.006 and regrown <= 0.016. {ended} "
             f"after {iterations} iterations, at {pace} iterations per second on this machine; the default "
-            f"recipe reaches that in about {needed:,} iterations on the lizard, so {more:,} more would take "
+            f"recipe reaches that on the lizard in about {needed:,} iterations, so {more:,} more would take "
             f"about {took} here. Continue training it with:\n  {command}")
 
 
@@ -119,7 +119,8 @@ def test_the_warnings_command_continues_from_the_models_weights(disc_png, tmp_pa
     info = load_model(out).training
     assert info["started_from"] == str(out) and info["iterations_before"] == 10
     assert info["iterations_done"] == 4 and info["lr_dropped_at"] == 3
-    assert "(14 in all)" in result.stderr and "it has had all of the 14 iterations" in result.stderr
+    assert "(14 in all)" in result.stderr and "it has had as many iterations as the default recipe takes to reach that on the lizard (14); 14 more " \
+        "would take about 14s here" in result.stderr
 
 
 @pytest.mark.parametrize("extra, message", [

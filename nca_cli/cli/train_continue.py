@@ -13,7 +13,7 @@ import typer
 from ..engine import NCAConfig
 from ..errors import NCAError
 from ..formats.model_file import LoadedModel, load_model
-from ..training import Trainer
+from ..training import Trainer, finish
 from ..training.finish import GOOD_GROWN, GOOD_REGROWN, FinishedRun, Shortfall
 from .console import err, format_duration
 
@@ -79,11 +79,12 @@ def warn_if_short(ctx: typer.Context, trainer: Trainer, stopped: str, finished: 
 
 def _estimate(short: Shortfall) -> str:
     time = "an unknown time" if math.isinf(short.seconds) else f"about {format_duration(short.seconds)}"
+    where = "on the lizard" if short.needed == finish.GOOD_ITERATIONS else "for several targets (twice the lizard's)"
     if short.iterations < short.needed:
-        return (f"the default recipe reaches that in about {short.needed:,} iterations on the lizard, so "
+        return (f"the default recipe reaches that {where} in about {short.needed:,} iterations, so "
                 f"{short.more:,} more would take {time} here")
-    return (f"it has had all of the {short.needed:,} iterations the default recipe takes to reach that on the "
-            f"lizard; {short.more:,} more would take {time} here")
+    return (f"it has had as many iterations as the default recipe takes to reach that {where} "
+            f"({short.needed:,}); {short.more:,} more would take {time} here")
 
 
 def continue_command(ctx: typer.Context, model: Path, iterations: int, lr_decay_at: int) -> str:
