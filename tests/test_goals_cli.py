@@ -179,6 +179,25 @@ def test_bad_goal_and_seed_options(duo, tmp_path, args, message):
     assert list(tmp_path.iterdir()) == []
 
 
+NO_OCTOPUS = "Error: no goal '🐙' in this model; its goals are 0 bar.png, 1 disc.png"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["grow", "--target", "2"], "Error: no goal '2' in this model; its goals are 0 bar.png, 1 disc.png"),
+    (["grow", "--seed-at=-1,3"], "Error: seed position -1,3 is off the 20x20 grid"),
+    (["grow", "--switch", "0:bar", "--switch", "30:disc", "--steps", "30"],
+     "Error: --switch at step 30 is past the run's 30 steps"),
+    (["damage", "--target", "🐙"], NO_OCTOPUS),
+    (["damage", "--sweep", "--target", "🐙"], NO_OCTOPUS),
+    (["rotate", "--target", "🐙"], NO_OCTOPUS),
+])
+def test_every_command_names_the_goals_of_the_model(duo, tmp_path, args, message):
+    out, _ = duo
+    result = invoke(args[0], out, *args[1:], *([] if "--sweep" in args else ["-o", tmp_path / "x.png"]))
+    assert result.exit_code == 1 and result.output.strip() == message
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("command", [["grow"], ["damage"], ["rotate"], ["grow", "--switch", "5:1"],
                                      ["grow", "--paint", "left:1"]])
 def test_a_goal_on_a_model_that_is_not_conditional(tmp_path, command):
