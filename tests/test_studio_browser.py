@@ -55,8 +55,9 @@ def page(studio):
     _, server = studio
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1060, "height": 780})
-        page.context.set_default_timeout(TIMEOUT * 1000)
+        context = browser.new_context(viewport={"width": 1060, "height": 780})  # tabs of one browser
+        context.set_default_timeout(TIMEOUT * 1000)
+        page = context.new_page()
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(server.url)
