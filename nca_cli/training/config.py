@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from ..errors import InvalidOption, NCAError
+from .optimise import earliest_drop
 
 MODES = ("grow", "persist", "regen")
 # Upper bounds far beyond real runs (the default is 3000 iterations of batch 4, pool 256, 96 steps).
@@ -16,7 +17,6 @@ MIN_CURRICULUM_STEPS = 8  # the shortest rollout a curriculum starts from
 # (735 of the default 2450): the fewest full-rate iterations measured to give a good model were
 # 730 (docs/training-recipe.md). A slow machine keeps its full rate rather than dropping it while
 # the rule has learnt nothing yet.
-EARLIEST_DROP_SHARE = 0.3
 # The defaults for several targets (one conditional rule): twice the single target's run and time
 # budget, the rate dropping at the same 82% of it (docs/goals.md).
 GOALS_RECIPE = {"iterations": 6000, "lr_decay_at": 4900, "time_budget": "20m"}
@@ -113,7 +113,7 @@ class TrainConfig:
     @property
     def earliest_drop(self) -> int:
         """The earliest iteration a time budget may bring the rate drop forward to."""
-        return math.ceil(EARLIEST_DROP_SHARE * self.lr_decay_at)
+        return earliest_drop(self.lr_decay_at)
 
     @property
     def decay_fraction(self) -> float:

@@ -26,6 +26,7 @@ from ..errors import NCAError
 from ..runtime.limits import check_memory
 from ..targets import GoalSet, Target
 from .config import TrainConfig
+from .optimise import budget_drop, normalise_gradients
 from ..runtime.distributed import SINGLE, World, agree, average_gradients, largest, mean
 from .samples import Batch, first_goals, restart, sample_losses, switch_goals
 
@@ -171,7 +172,7 @@ class Trainer:
         loss.backward()
         average_gradients(self.model.parameters(), self.world)
         value = mean(float(loss.detach()), self.world)
-        if not math.isfinite(value) or not self._normalise_gradients():
+        if not math.isfinite(value) or not normalise_gradients(self.model):
             self.rollbacks += 1  # skip the update: the weights stay at the last good state
             return value
         snapshot = self._snapshot()
@@ -210,16 +211,6 @@ class Trainer:
     def result(self) -> NCA:
         """The model to save and use: the weight average, or the last weights when averaging is off."""
         return self.averaged if self.config.average else self.model
-
-    def _normalise_gradients(self) -> bool:
-        """Scale each parameter's gradient to unit norm (the article's recipe). False if not finite."""
-        for p in self.model.parameters():
-            if p.grad is None:
-                continue
-            if not torch.isfinite(p.grad).all():
-                return False
-            p.grad /= p.grad.norm() + 1e-8
-        return True
 
     def _dead(self, x: torch.Tensor) -> torch.Tensor:
         """Samples of x (B, *S, C) in which every cell died. -> (B,) bool"""
@@ -271,9 +262,8 @@ class Trainer:
                 self.elapsed = largest(self.elapsed, self.world)
                 if self.elapsed >= time_budget:
                     return "time budget"
-                if self.elapsed >= self.config.decay_fraction * time_budget and \
-                        self.iteration >= self.config.earliest_drop:
-                    self.decay_from = min(self.decay_from, self.iteration)
+                self.decay_from = budget_drop(self.decay_from, self.iteration, self.elapsed, time_budget,
+                                              self.config.decay_fraction, self.config.lr_decay_at)
             start = time.perf_counter()
             loss = self.iterate()
             if on_iteration is not None:

@@ -20,6 +20,7 @@ import torch
 
 from ..engine import NCA, NCAConfig
 from ..errors import InvalidOption, NCAError
+from ..training.optimise import budget_drop, normalise_gradients
 from .clips import Clip
 from .masks import check_keep, random_masks
 from .model import advance, empty_state, layout_of, observe, prediction_loss
@@ -159,7 +160,7 @@ class VideoTrainer:
         loss.backward()
         value = float(loss.detach())
         self.state, self.time = x.detach(), self.time + cfg.window
-        if count == 0 or not math.isfinite(value) or not self._normalise_gradients():
+        if count == 0 or not math.isfinite(value) or not normalise_gradients(self.model):
             self.rollbacks += 1  # nothing to learn from, or a broken batch: the weights stay
             return value
         for group in self.optimizer.param_groups:
@@ -167,21 +168,12 @@ class VideoTrainer:
         self.optimizer.step()
         return value
 
-    def _normalise_gradients(self) -> bool:
-        """Scale each parameter's gradient to unit norm (the Growing-NCA recipe). False if not finite."""
-        for p in self.model.parameters():
-            if p.grad is None:
-                continue
-            if not torch.isfinite(p.grad).all():
-                return False
-            p.grad /= p.grad.norm() + 1e-8
-        return True
-
     def run(self, time_budget: float | None = None, on_iteration: Callable[["VideoTrainer", float], None] | None = None,
             should_stop: Callable[[], bool] | None = None, checkpoint: Callable[["VideoTrainer"], None] | None = None,
             checkpoint_every: int = 0) -> str:
         """Train until `iterations`, the time budget (seconds) or should_stop(); as `nca train`, a
-        budget that ends the run first drops the rate at the same fraction of it. Returns why it
+        budget that ends the run first drops the rate at the same fraction of it (never before 30% of
+        `lr_decay_at`). Returns why it
         stopped: "done", "time budget" or "interrupted"."""
         while self.iteration < self.config.iterations:
             if should_stop is not None and should_stop():
@@ -189,8 +181,8 @@ class VideoTrainer:
             if time_budget is not None:
                 if self.elapsed >= time_budget:
                     return "time budget"
-                if self.elapsed >= self.config.decay_fraction * time_budget:
-                    self.decay_from = min(self.decay_from, self.iteration)
+                self.decay_from = budget_drop(self.decay_from, self.iteration, self.elapsed, time_budget,
+                                              self.config.decay_fraction, self.config.lr_decay_at)
             start = time.perf_counter()
             loss = self.train_step()
             self.iteration += 1
