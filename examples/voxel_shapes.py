@@ -2,9 +2,8 @@
 
     python examples/voxel_shapes.py          # writes tree.vox and mushroom.vox beside this file
 
-`tree.vox` (a trunk under a two-tone canopy, about 2,000 voxels) is what the bundled `tree3d`
-model grows; `mushroom.vox` (a red cap with white spots on a pale stem) is the second shape of
-the 3D measurements in docs/3d.md.
+`tree.vox` (a trunk under a two-tone canopy, 2,316 voxels) and `mushroom.vox` (a red cap with
+white spots on a pale stem, 2,746 voxels) are the two shapes of the 3D measurements in docs/3d.md.
 """
 
 from __future__ import annotations
