@@ -131,6 +131,20 @@ def test_grow_from_seed_cells_where_they_are_put_or_at_random(duo, tmp_path):
     assert again.exit_code == 0 and np.array_equal(np.load(tmp_path / "r2.npy"), np.load(tmp_path / "r.npy"))
 
 
+
+def test_seed_cells_on_a_larger_world_go_anywhere_on_it(duo, tmp_path):
+    out, _ = duo
+    result = invoke("grow", out, "--grid", "40x50", "--seed-cells", "300", "--steps", "0", "-o", tmp_path / "w.npy")
+    assert result.exit_code == 0, result.output
+    start = np.load(tmp_path / "w.npy")[0]
+    cells = np.argwhere(start[..., 3] == 1)
+    assert start.shape[:2] == (40, 50) and len(cells) == 300  # distinct cells
+    rows, cols = cells[:, 0], cells[:, 1]
+    assert rows.min() < 10 and rows.max() >= 30 and cols.min() < 10 and cols.max() >= 40  # spread over the world
+    result = invoke("grow", out, "--grid", "10x10", "--seed-cells", "101", "--steps", "0", "-o", tmp_path / "x.npy")
+    assert result.exit_code == 1 and result.stderr.strip() == "Error: the grid has 100 cells, too few for 101 seeds"
+    assert not (tmp_path / "x.npy").exists()
+
 def test_damage_and_rotate_take_a_goal(duo, tmp_path):
     out, _ = duo
     result = invoke("damage", out, "--target", "disc", "--at", "5", "--steps", "10", "--radius", "3", "-o",
@@ -168,7 +182,7 @@ def test_export_a_conditional_model(duo, tmp_path):
                                  "right, top, bottom"),
     (["--seed-at", "30,3"], "Error: seed position 30,3 is off the 20x20 grid"),
     (["--seed-at", "3"], "Error: invalid --seed-at '3': expected ROW,COL in cells, e.g. 30,30"),
-    (["--seed-cells", "0"], "Error: --seed-cells must be from 1 to 16, got 0"),
+    (["--seed-cells", "0"], "Error: --seed-cells must be from 1 to 100,000, got 0"),
     (["--seed-at", "3,3", "--seed-cells", "2"],
      "Error: give seed cells either where (--seed-at) or how many at random (--seed-cells), not both"),
 ])

@@ -13,7 +13,7 @@ from ..engine import rgba_loss, seed_state
 from ..errors import InvalidOption, NCAError
 from ..formats.model_file import LoadedModel
 from ..growth.goals import REGIONS, SWITCH_THRESHOLD, GoalPlan, check_plan, paint_region, steer, steps_below
-from ..growth.seeds import placed_loss, placement_reach, random_body_cells, seed_cells
+from ..growth.seeds import placed_loss, placement_reach, random_body_cells, random_grid_cells, seed_cells
 from ..training.config import MAX_SEED_CELLS
 from .console import out
 
@@ -21,7 +21,8 @@ TargetOpt = Annotated[Optional[str], typer.Option("--target", help="Conditional 
 SwitchOpt = Annotated[Optional[list[str]], typer.Option("--switch", help="Conditional model: switch to another goal at a step, STEP:GOAL (repeatable).")]
 PaintOpt = Annotated[Optional[list[str]], typer.Option("--paint", help=f"Conditional model: a half of the grid senses another goal, REGION:GOAL, REGION {', '.join(REGIONS)} (repeatable).")]
 SeedAtOpt = Annotated[Optional[list[str]], typer.Option("--seed-at", help="Start from a seed cell at ROW,COL in cells (repeatable) instead of the centre.")]
-SeedCellsOpt = Annotated[Optional[int], typer.Option("--seed-cells", help="Start from N seed cells at random solid cells of the target (placed by --seed).")]
+SeedCellsOpt = Annotated[Optional[int], typer.Option("--seed-cells", help="Start from N seed cells at random solid cells of the target, or anywhere on a --grid of another size (placed by --seed).")]
+MAX_RUN_SEED_CELLS = 100_000  # seeds of a run (training draws at most MAX_SEED_CELLS per sample)
 
 
 def parse_seed_range(text: str) -> tuple[int, int]:
@@ -76,13 +77,14 @@ def seeded_state(loaded: LoadedModel, shape: tuple[int, int], seed_at: list[str]
         return seed_cells(config, shape, torch.tensor([parse_seed_at(t) for t in seed_at], device=device))
     if count is None:
         return None
-    if not 1 <= count <= MAX_SEED_CELLS:
-        raise InvalidOption("seed_cells", f"must be from 1 to {MAX_SEED_CELLS}, got {count}")
-    if loaded.target is None or loaded.target.shape != shape:
-        raise NCAError("random seed cells go on the model's stored target, and this run has none on its "
-                       "grid: place them with --seed-at")
+    if not 1 <= count <= MAX_RUN_SEED_CELLS:
+        raise InvalidOption("seed_cells", f"must be from 1 to {MAX_RUN_SEED_CELLS:,}, got {count}")
     generator = torch.Generator().manual_seed(seed)
-    return seed_cells(config, shape, random_body_cells(loaded.target.rgba[..., 3], count, generator).to(device))
+    if loaded.target is not None and loaded.target.shape == shape:  # on the target's canvas: on its body
+        cells = random_body_cells(loaded.target.rgba[..., 3], count, generator)
+    else:  # a world of another size: anywhere on it
+        cells = random_grid_cells(shape, count, generator)
+    return seed_cells(config, shape, cells.to(device))
 
 
 def centre_or(seeded: torch.Tensor | None, loaded: LoadedModel, shape: tuple[int, int]) -> torch.Tensor:

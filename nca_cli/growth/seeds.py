@@ -41,6 +41,15 @@ def random_body_cells(alpha: torch.Tensor, count: int, generator: torch.Generato
     return solid[pick[:count].to(solid.device)]
 
 
+def random_grid_cells(shape: tuple[int, ...], count: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """`count` distinct cells drawn uniformly from a grid of `shape` (*S). -> (count, dims) long"""
+    total = math.prod(shape)
+    if count > total:
+        raise NCAError(f"the grid has {total:,} cells, too few for {count:,} seeds")
+    pick = torch.randperm(total, generator=generator)[:count]
+    return torch.stack(torch.unravel_index(pick, shape), dim=-1)
+
+
 @torch.no_grad()
 def placed_losses(x: torch.Tensor, target: torch.Tensor, reach: int) -> torch.Tensor:
     """The RGBA loss of each pattern x (B, *S, C) against its target (B, *S, 4) moved by every
