@@ -136,3 +136,11 @@ def stop_on_ctrl_c():
         with contextlib.suppress(ValueError, TypeError):
             for sig, old in previous.items():
                 signal.signal(sig, old)
+
+
+def exit_interrupted(stop: StopRequest, iteration: int, output, state_path) -> None:
+    """A training run stopped by Ctrl-C or SIGTERM, its model and state saved: say where, and exit
+    with the signal's code."""
+    err.print(f"Interrupted at iteration {iteration}: saved {output} and resumable state "
+              f"{state_path}; continue with the same command and --resume")
+    raise typer.Exit(stop.exit_code)

@@ -22,7 +22,7 @@ from ..training import (GOALS_RECIPE, MODES, TrainConfig, Trainer, finish_traini
 from ..runtime.distributed import World, leave, world_from_environment
 from ..training.finish import QUALITY_RUNS, SWITCH_RUNS, FinishedRun, plot_paths
 from .bodies import PICTURE_PAD, PICTURE_SIZE, is_voxel_spec, load_body, report_body, voxel_defaults
-from .console import err, format_duration, out, progress_bar, stop_on_ctrl_c, user_errors
+from .console import err, exit_interrupted, format_duration, out, progress_bar, stop_on_ctrl_c, user_errors
 from .goals import parse_seed_range
 from .options import parse_duration
 from .train_continue import MODEL_OPTIONS, load_init, start_from, warn_if_short
@@ -118,9 +118,7 @@ def train(
         stopped = run_with_progress(trainer, state_path, budget, checkpoint_every, stop)
     if stopped == "interrupted":
         save_interrupted(trainer, output, state_path)
-        err.print(f"Interrupted at iteration {trainer.iteration}: saved {output} and resumable state "
-                  f"{state_path}; continue with the same command and --resume")
-        raise typer.Exit(stop.exit_code)
+        exit_interrupted(stop, trainer.iteration, output, state_path)
     if not world.leader:  # rank 0 measures and writes the model
         return leave(world)
     finished = finish_training(trainer, output, state_path, stopped, plots=plots)

@@ -25,7 +25,7 @@ from ..video.model import BANDS, HIDDEN_CHANNELS, HIDDEN_UNITS, VideoReconstruct
 from ..video.plot import save_psnr_plot
 from ..video.reconstruct import MaskSpec, Reconstruction, reconstruct as run_reconstruct, score_baselines
 from ..video.train import VideoTrainConfig, VideoTrainer
-from .console import err, format_duration, out, progress_bar, stop_on_ctrl_c, user_errors
+from .console import exit_interrupted, format_duration, out, progress_bar, stop_on_ctrl_c, user_errors
 from .options import DeviceOpt, parse_duration, parse_size
 
 video_app = typer.Typer(no_args_is_help=True, help="Reconstruct video from a few surviving pixels.")
@@ -207,9 +207,7 @@ def train(
         stopped = train_with_progress(trainer, state_path, budget, checkpoint_every, stop)
     if stopped == "interrupted":
         save_interrupted_video(trainer, output, state_path)
-        err.print(f"Interrupted at iteration {trainer.iteration}: saved {output} and resumable state "
-                  f"{state_path}; continue with the same command and --resume")
-        raise typer.Exit(stop.exit_code)
+        exit_interrupted(stop, trainer.iteration, output, state_path)
     report_training(trainer, stopped, finish_video_training(trainer, output, state_path, stopped))
     out.print(f"Wrote {output}")
 
