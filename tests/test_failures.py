@@ -8,6 +8,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -96,13 +97,17 @@ def test_train_rescues_the_model_when_the_final_write_fails(tmp_path, disc_png, 
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(finish, "save_model", failing_once)
-    out = tmp_path / "m.safetensors"
+    system_temp = tmp_path / "system-temp"  # where the rescue goes, instead of the real temp folder
+    system_temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
+    out = tmp_path / "work" / "m.safetensors"
+    out.parent.mkdir()
     line = one_error(invoke("train", disc_png, "-o", out, "--no-plots", *TINY_ARGS, "--checkpoint-every", "3"))
     rescued = calls[1]
     assert line == (f"Error: cannot write {out}: No space left on device; the trained model was saved to "
                     f"{rescued} instead")
-    assert rescued.exists() and rescued.parent != tmp_path
-    assert leftovers(tmp_path) == ["m.ckpt.safetensors"]  # the resume state is kept: nothing is lost
+    assert rescued.exists() and rescued.parent.parent == system_temp
+    assert leftovers(out.parent) == ["m.ckpt.safetensors"]  # the resume state is kept: nothing is lost
 
 
 @pytest.mark.parametrize("name", ["g.gif", "g.mp4", "g.npy", "g.png"])
