@@ -152,7 +152,7 @@ def test_interrupted_training_saves_and_resumes(tmp_path, disc_png, monkeypatch)
     (["train", "🦎", "--device", "tpu"], "Error: unknown device 'tpu': use auto, cpu, cuda or mps"),
     (["train", "🦎", "--resume", "-o", "none.safetensors"],
      "Error: nothing to resume: none.ckpt.safetensors does not exist"),
-    (["grow", "missing.safetensors"], "Error: model not found: missing.safetensors (a .safetensors or Distill .json file, or a bundled model: lizard, lizard-grow)"),
+    (["grow", "missing.safetensors"], "Error: model not found: missing.safetensors (a .safetensors or Distill .json file, or a bundled model: lizard, lizard-grow, tree3d)"),
     (["grow", "-o", "out.avi"], "Error: unsupported output out.avi: use one of .mp4, .gif, .png, .npy"),
     (["grow", "--grid", "big"], "Error: invalid grid 'big': expected HxW, e.g. 96x96"),
     (["grow", "--every", "0"], "Error: --every must be at least 1, got 0"),

@@ -246,3 +246,31 @@ def test_curriculum_shortens_early_rollouts_and_warms_the_rate_up():
     assert plain.rollout_range(0) == (64, 96) and plain.learning_rate(0) == 2e-3  # off by default
     with pytest.raises(NCAError, match="must not be negative"):
         TrainConfig(short_first=-1)
+
+
+def test_the_overgrowth_penalty_scores_alpha_where_the_target_is_empty_on_samples_that_hold_their_body(disc_target):
+    torch.manual_seed(0)
+    trainer = make_trainer(disc_target, overgrowth=5.0, batch=3, damage_count=1)
+    torch.nn.init.normal_(trainer.model.w2.weight, std=0.05)  # a rule that changes the pattern
+    trainer.pool = torch.rand_like(trainer.pool)  # samples alive all over the grid
+    batch = trainer.draw()
+    fires = [torch.rand(batch.x.shape[:-1]) < 0.5 for _ in range(4)]
+    x = trainer.model.rollout(batch.x.clone(), 4, fire=lambda k: fires[k]).detach()
+    # Written out cell by cell: alpha squared summed where the target is empty, over 4 x cells.
+    target = disc_target.rgba
+    H, W = target.shape[:2]
+    expected = []
+    for i in range(3):
+        mse = float(((x[i, ..., :4] - target) ** 2).mean())
+        penalty = sum(float(x[i, r, c, 3]) ** 2 for r in range(H) for c in range(W) if target[r, c, 3] == 0) / (4 * H * W)
+        # The first restarted from the seed, the last wounded: only the middle one holds its body.
+        expected.append(mse + (5.0 * penalty if i == 1 else 0.0))
+        assert penalty > 0 or i == 0
+    assert batch.held.tolist() == [False, True, False]
+    loss = trainer.learn(batch, 4, fire=lambda k: fires[k])
+    assert loss == pytest.approx(sum(expected) / 3, rel=1e-5)
+
+
+def test_the_overgrowth_weight_is_checked():
+    with pytest.raises(NCAError, match="overgrowth must be a number of at least 0, got -1"):
+        TrainConfig(overgrowth=-1.0)

@@ -68,6 +68,8 @@ def test_3d_training_takes_the_3d_recipe_where_options_are_not_given(tmp_path):
 
     assert (loaded.model.config.channels, loaded.model.config.hidden) == (VOXEL_MODEL["channels"], VOXEL_MODEL["hidden"])
     assert loaded.training["lr_decay_at"] == VOXEL_RECIPE["lr_decay_at"] and loaded.target.shape == (8, 8, 8)
+    # The batch of 2 leaves room for one wound, not the recipe's 2; the overgrowth penalty is the recipe's.
+    assert loaded.training["damage_count"] == 1 and loaded.training["overgrowth"] == VOXEL_RECIPE["overgrowth"]
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".gif", ".png", ".npy"])
@@ -85,6 +87,19 @@ def test_grow_writes_a_turntable_or_states(tiny_3d, tmp_path, suffix):
     else:
         frames = iio.imread(out, index=None)
         assert len(frames) == 7 and frames.shape[1:3] == (h + h % 2, w + w % 2) if suffix == ".mp4" else (h, w)
+
+
+def test_the_bundled_tree_grows_by_name(tmp_path):
+    out = tmp_path / "t.ply"
+    result = invoke("grow", "tree3d", "--steps", "200", "-o", out)
+    assert result.exit_code == 0, result.output
+    loaded = load_model("tree3d")
+    D, H, W = loaded.target.shape
+    assert loaded.model.config.dims == 3 and f"Ran 200 steps on a {D}x{H}x{W} grid" in result.output
+    voxels = int(result.output.split("wrote the body (")[1].split(" voxels")[0])
+    target = int((loaded.target.rgba[..., 3] > 0.1).sum())
+    assert 0.7 * target < voxels < 1.5 * target  # a body of about the tree's size, not a seed or a box
+    assert len(trimesh.load(out, process=False).faces) > 1000
 
 
 def test_the_camera_orbits(tiny_3d, tmp_path):

@@ -38,14 +38,15 @@ def train(
     iterations: Optional[int] = typer.Option(None, "--iterations", "-n", help=f"Training iterations (default: {TrainConfig.iterations}, {GOALS_RECIPE['iterations']} for several targets)."),
     time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this much training time (e.g. 90s, 10m, 1h, none; default: 10m, 20m for several targets); a run it cuts short drops its rate early, at the same fraction of the budget, but not before 30% of --lr-decay-at."),
     size: Optional[int] = typer.Option(None, "--size", help="Target size in cells (longer side; default 40; a voxel body: a .vox or .npy as it is up to 32, a mesh 24)."),
-    pad: Optional[int] = typer.Option(None, "--pad", help="Empty cells around the target: the grid is size + 2*pad (default 16; 3 for a voxel body)."),
+    pad: Optional[int] = typer.Option(None, "--pad", help="Empty cells around the target: the grid is size + 2*pad (default 16; 1 for a voxel body)."),
     batch: int = typer.Option(TrainConfig.batch, "--batch", help="Samples per iteration."),
     pool_size: int = typer.Option(TrainConfig.pool_size, "--pool-size", help="Sample pool size (persist, regen)."),
     steps_min: int = typer.Option(TrainConfig.steps_min, "--steps-min", help="Shortest rollout per iteration."),
     steps_max: int = typer.Option(TrainConfig.steps_max, "--steps-max", help="Longest rollout per iteration."),
     lr: float = typer.Option(TrainConfig.lr, "--lr", help="Adam learning rate."),
     lr_decay_at: Optional[int] = typer.Option(None, "--lr-decay-at", help=f"Iteration at which the rate drops x0.1 (default: {TrainConfig.lr_decay_at}, {GOALS_RECIPE['lr_decay_at']} for several targets)."),
-    damage_count: Optional[int] = typer.Option(None, "--damage-count", help="regen: samples wounded per batch (default: 3, at most batch - 1)."),
+    overgrowth: float = typer.Option(TrainConfig.overgrowth, "--overgrowth", help="Weight of a penalty on alpha where the target is empty, against faint cells around the body, on the samples that hold their body (default 0; 12 for a voxel body)."),
+    damage_count: Optional[int] = typer.Option(None, "--damage-count", help="regen: samples wounded per batch (default: 3, 2 for a voxel body; at most batch - 1)."),
     average: float = typer.Option(TrainConfig.average, "--average", help="Save a moving average of the weights with this decay (0: the last weights)."),
     channels: int = typer.Option(NCAConfig.channels, "--channels", help="State channels (RGBA + hidden)."),
     hidden: int = typer.Option(NCAConfig.hidden, "--hidden", help="Hidden units of the per-cell network."),
@@ -73,9 +74,10 @@ def train(
     dims = 3 if isinstance(loaded, Target) and loaded.dims == 3 else 2
     if dims == 3:  # a voxel body: the 3D recipe wherever an option was left at its default
         (iterations, lr_decay_at, time_budget, batch, pool_size, steps_min, steps_max, channels,
-         hidden) = voxel_defaults(ctx, dict(iterations=iterations, lr_decay_at=lr_decay_at, time_budget=time_budget,
-                                            batch=batch, pool_size=pool_size, steps_min=steps_min,
-                                            steps_max=steps_max, channels=channels, hidden=hidden)).values()
+         hidden, overgrowth, damage_count) = voxel_defaults(
+            ctx, dict(iterations=iterations, lr_decay_at=lr_decay_at, time_budget=time_budget, batch=batch,
+                      pool_size=pool_size, steps_min=steps_min, steps_max=steps_max, channels=channels,
+                      hidden=hidden, overgrowth=overgrowth, damage_count=damage_count)).values()
     recipe = GOALS_RECIPE if goals else {"iterations": TrainConfig.iterations, "lr_decay_at": TrainConfig.lr_decay_at,
                                          "time_budget": "10m"}
     iterations = recipe["iterations"] if iterations is None else iterations
@@ -97,9 +99,9 @@ def train(
     low, high = parse_seed_range(seed_cells)
     train_config = TrainConfig(mode=mode, iterations=iterations, batch=batch, pool_size=pool_size,
                                steps_min=steps_min, steps_max=steps_max, lr=lr, lr_decay_at=lr_decay_at,
-                               damage_count=min(TrainConfig.damage_count, batch - 1) if damage_count is None
-                               else damage_count, average=average, seed=seed, switch_rate=switch_rate,
-                               seed_cells_min=low, seed_cells_max=high)
+                               damage_count=default_damage(ctx, damage_count, batch), average=average,
+                               seed=seed, switch_rate=switch_rate,
+                               seed_cells_min=low, seed_cells_max=high, overgrowth=overgrowth)
     start = load_init(ctx, init, model_config) if init and not resume else None
     if start is not None:
         model_config = start.model.config
@@ -127,6 +129,14 @@ def train(
     warn_if_short(ctx, trainer, stopped, finished)
 
 
+def default_damage(ctx: typer.Context, damage_count: int | None, batch: int) -> int:
+    """--damage-count as given, else the recipe's (3; 2 for a voxel body) but at most batch - 1."""
+    source = ctx.get_parameter_source("damage_count")
+    if damage_count is not None and source is not None and source.name == "COMMANDLINE":
+        return damage_count
+    return min(TrainConfig.damage_count if damage_count is None else damage_count, batch - 1)
+
+
 def join_world(device, batch: int) -> World:
     """The torchrun world this command runs in (one rank when not under torchrun); only rank 0 prints."""
     world = world_from_environment(device)
@@ -140,7 +150,7 @@ def join_world(device, batch: int) -> World:
 RECIPE_OPTIONS = {"mode": "mode", "regen": "mode", "batch": "batch", "pool_size": "pool_size",
                   "steps_min": "steps_min", "steps_max": "steps_max", "lr": "lr", "lr_decay_at": "lr_decay_at",
                   "damage_count": "damage_count", "average": "average", "seed": "seed",
-                  "switch_rate": "switch_rate", "seed_cells": "seed_cells"}
+                  "switch_rate": "switch_rate", "seed_cells": "seed_cells", "overgrowth": "overgrowth"}
 
 
 def refuse_changed_options(ctx: typer.Context, trainer: Trainer, model: NCAConfig, recipe: TrainConfig) -> None:

@@ -49,6 +49,11 @@ class TrainConfig:
     # cost little); and the rate rises linearly over the first `lr_warmup` iterations.
     short_first: int = 0
     lr_warmup: int = 0
+    # A penalty on alpha where the target is empty, this many times the overgrowth (samples.py),
+    # added to the loss of the pool samples that hold their body: not the one restarted from the
+    # seed, nor wounded or placed ones, so that learning to grow and to heal is never traded for a
+    # tighter outline (docs/3d.md). Pool modes only.
+    overgrowth: float = 0.0
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -74,6 +79,8 @@ class TrainConfig:
             raise NCAError(f"weight average decay must be in [0, 1), got {self.average}")
         if not 0.0 <= self.switch_rate <= 1.0:
             raise InvalidOption("switch_rate", f"must be between 0 and 1, got {self.switch_rate}")
+        if not (math.isfinite(self.overgrowth) and self.overgrowth >= 0):
+            raise InvalidOption("overgrowth", f"must be a number of at least 0, got {self.overgrowth:g}")
         if self.short_first < 0 or self.lr_warmup < 0:
             raise NCAError("the curriculum's lengths (short_first, lr_warmup) must not be negative")
         if not 1 <= self.seed_cells_min <= self.seed_cells_max <= MAX_SEED_CELLS:

@@ -3,6 +3,9 @@
 - A conditional model's pool holds a goal per sample. A sample that restarts from the seed draws
   a goal; a drawn sample may be handed another goal (`switch_rate`), so that the rule learns to
   turn one body into another rather than only to grow each from the seed.
+- A sample that holds its body (neither restarted nor wounded) may be scored with an overgrowth
+  penalty as well (`overgrowth`): alpha where its target is empty. A voxel body's rule otherwise
+  grows a halo of faint cells around the body.
 - A sample may start from several seed cells at random solid cells of its target
   (`seed_cells_min`..`seed_cells_max`; one seed is the usual one in the grid's centre). Such a
   sample is "placed": the rule decides where its body lies, so it is scored against the target
@@ -23,12 +26,14 @@ from .config import TrainConfig
 @dataclass
 class Batch:
     """A training batch: pool indices (None in grow mode), states (B, *S, C), each sample's goal (B,)
-    long, and which samples are placed (B,) bool (scored where their body fits best)."""
+    long, which samples are placed (B,) bool (scored where their body fits best), and which are
+    held: pool samples neither restarted nor wounded, that should keep the body they have (B,) bool."""
 
     idx: torch.Tensor | None
     x: torch.Tensor
     goals: torch.Tensor
     placed: torch.Tensor
+    held: torch.Tensor | None = None
 
 
 def first_goals(count: int, goals: int, device: torch.device) -> torch.Tensor:
@@ -46,6 +51,13 @@ def sample_losses(x: torch.Tensor, targets: torch.Tensor, goals: torch.Tensor, p
         where = placed.nonzero().squeeze(1)
         losses = losses.index_put((where,), placed_loss(x[where], wanted[where], reach)[0])
     return losses
+
+
+def overgrowth(x: torch.Tensor, targets: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
+    """Each sample's overgrowth: the mean over the cells where its goal's target is empty of alpha
+    squared, over 4 (on the scale of the RGBA loss, a mean over 4 channels). x: (B, *S, C) -> (B,)"""
+    empty = targets[goals][..., 3] == 0
+    return (x[..., 3].square() * empty).mean(dim=tuple(range(1, x.ndim - 1))) / 4
 
 
 def restart(config: NCAConfig, recipe: TrainConfig, targets: torch.Tensor,

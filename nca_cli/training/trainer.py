@@ -28,7 +28,7 @@ from ..targets import GoalSet, Target
 from .config import TrainConfig
 from .optimise import budget_drop, normalise_gradients
 from ..runtime.distributed import SINGLE, World, agree, average_gradients, largest, mean
-from .samples import Batch, first_goals, restart, sample_losses, switch_goals
+from .samples import Batch, first_goals, overgrowth, restart, sample_losses, switch_goals
 
 
 RANK_SEED = 1_000_003  # rank r's generator is seeded seed + r * RANK_SEED
@@ -129,11 +129,13 @@ class Trainer:
         x[:1], goals[0], placed[0] = self._restart()  # the worst restarts, so growth is never forgotten
         kept = torch.arange(len(x), device=self.device) > 0
         switched = switch_goals(goals, cfg.switch_rate, len(self.targets), g) & kept
+        batch.held = kept & ~placed
         if cfg.mode == "regen" and cfg.damage_count:
             # The best samples are wounded, except those just handed a new goal (already far from it).
             wound = (torch.arange(len(x), device=self.device) >= len(x) - cfg.damage_count) & ~switched
             hurt = x[wound]
             x[wound] = apply_damage(hurt, random_body_wounds(hurt, self.model.config.alive_threshold, generator=g))
+            batch.held &= ~wound
         return batch
 
     def _restart(self) -> tuple[torch.Tensor, int, bool]:
@@ -167,7 +169,12 @@ class Trainer:
         cfg = self.config
         goal = batch.goals if self.model.config.goals else None
         x = self.model.rollout(batch.x, steps, generator=self.generator, goal=goal, fire=fire)
-        loss = self.losses_of(x, batch.goals, batch.placed).mean()
+        losses = self.losses_of(x, batch.goals, batch.placed)
+        if cfg.overgrowth and batch.held is not None:
+            # Only on samples that hold their body: growing from the seed and healing are learnt
+            # from the plain loss, which a penalty on the way there would teach to stop short.
+            losses = losses + cfg.overgrowth * overgrowth(x, self.targets, batch.goals) * batch.held
+        loss = losses.mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         average_gradients(self.model.parameters(), self.world)

@@ -24,7 +24,9 @@ from .vox import read_vox
 VOXEL_SUFFIXES = (".vox", ".npy") + MESH_SUFFIXES
 # Voxel files (.vox, .npy) are taken at their own size up to NATIVE_SIZE voxels a side (voxel art is
 # drawn at its resolution; resampling blurs it), larger ones fitted to it; meshes to MESH_SIZE.
-NATIVE_SIZE, MESH_SIZE, DEFAULT_PAD = 32, 24, 3
+# One empty voxel around the body by default: with three, the rule grew a halo of faint cells into
+# the margin and each iteration cost half as much again (docs/3d.md).
+NATIVE_SIZE, MESH_SIZE, DEFAULT_PAD = 32, 24, 1
 MAX_SIZE = 1024
 # Bytes per grid cell while a target is made: the float RGBA grid, resampling's accumulators and
 # the padded copy, with room for the intermediate arrays (measured: about 40 at 128^3).
