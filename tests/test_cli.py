@@ -150,6 +150,7 @@ def test_interrupted_training_saves_and_resumes(tmp_path, disc_png, monkeypatch)
     (["train", "🦎", "--time-budget", "soon"], "Error: invalid duration 'soon': use e.g. 90s, 10m or 1h30m"),
     (["train", "🦎", "-o", "x.pt"], "Error: output must be a .safetensors file, got x.pt"),
     (["train", "🦎", "--device", "tpu"], "Error: unknown device 'tpu': use auto, cpu, cuda or mps"),
+    (["train", "🦎", "--overgrowth", "-1"], "Error: --overgrowth must be a number of at least 0, got -1"),
     (["train", "🦎", "--resume", "-o", "none.safetensors"],
      "Error: nothing to resume: none.ckpt.safetensors does not exist"),
     (["grow", "missing.safetensors"], "Error: model not found: missing.safetensors (a .safetensors or Distill .json file, or a bundled model: lizard, lizard-grow, tree3d)"),
