@@ -132,8 +132,8 @@ def train(
 def default_damage(ctx: typer.Context, damage_count: int | None, batch: int) -> int:
     """--damage-count as given, else the recipe's (3; 2 for a voxel body) but at most batch - 1."""
     source = ctx.get_parameter_source("damage_count")
-    if damage_count is not None and source is not None and source.name == "COMMANDLINE":
-        return damage_count
+    if source is not None and source.name == "COMMANDLINE":
+        return damage_count  # as asked: TrainConfig refuses one that the batch cannot hold
     return min(TrainConfig.damage_count if damage_count is None else damage_count, batch - 1)
 
 
