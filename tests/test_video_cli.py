@@ -182,3 +182,29 @@ def test_training_stopped_and_resumed_ends_where_an_uninterrupted_run_does(tmp_p
     other = random_clip(frames=12, size=(12, 12), seed=5)
     with pytest.raises(Exception, match="was trained on another clip"):
         load_video_state(tmp_path / "state.safetensors", other)
+
+
+def test_augmentation_shows_each_stream_its_own_view_colours_and_tone():
+    clip = random_clip(frames=12, size=(12, 12))
+    config = VideoTrainConfig(keep=0.2, iterations=1, batch=6, crop=8, window=3, seed=3)
+    trainer = VideoTrainer(video_config(3, hidden_channels=4, hidden=16), config, clip)
+    trainer.restart_finished_streams()
+    got = trainer.crops(1)
+    frames = torch.from_numpy(clip.frames).float() / 255.0
+    gains, shifts = trainer.gain.tolist(), trainer.shift.tolist()
+    assert all(0.6 <= g <= 1.4 for g in gains) and all(-0.15 <= s <= 0.15 for s in shifts)
+    assert len(set(gains)) == 6 and len(set(shifts)) == 6
+    for b in range(6):
+        t, (y, x) = int(trainer.time[b]), trainer.origin[b].tolist()
+        crop = frames[t + 1, y : y + 8, x : x + 8]
+        transpose, flip_rows, flip_cols = trainer.view[b].tolist()
+        crop = crop.permute(1, 0, 2) if transpose else crop
+        crop = torch.flip(crop, [0]) if flip_rows else crop
+        crop = torch.flip(crop, [1]) if flip_cols else crop
+        crop = crop[..., trainer.order[b]]
+        want = torch.clamp((crop - 0.5) * gains[b] + 0.5 + shifts[b], 0.0, 1.0)
+        assert torch.allclose(got[b], want, atol=1e-6)
+    plain = VideoTrainer(video_config(3, hidden_channels=4, hidden=16),
+                         VideoTrainConfig(keep=0.2, iterations=1, batch=6, crop=8, window=3, seed=3, augment=False), clip)
+    plain.restart_finished_streams()
+    assert plain.gain.eq(1).all() and plain.shift.eq(0).all() and plain.view.eq(0).all()

@@ -2,8 +2,9 @@
 file beside the model (scotopic.safetensors -> scotopic.ckpt.safetensors, as `nca train` names it).
 
 It holds the weights, the optimiser's moments, the streams (states, crops, frames, sensor
-patterns), the random generator's state and the loss history, with the configs, progress and the
-clip's checksum as JSON metadata; a run is resumed only on the clip it was trained on.
+patterns, views and tones), the random generator's state and the loss history, with the configs,
+progress and the clip's checksum as JSON metadata; a run is resumed only on the clip it was
+trained on.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from .clips import Clip
 from .train import VideoTrainConfig, VideoTrainer
 
 STATE_FORMAT = "nca-video-train-state"
-STREAMS = ("state", "origin", "time", "fixed", "view", "order")
+TONES = ("gain", "shift")
+STREAMS = ("state", "origin", "time", "fixed", "view", "order") + TONES
 
 
 def clip_checksum(clip: Clip) -> str:
@@ -79,7 +81,8 @@ def load_video_state(path: str | Path, clip: Clip, device: str | torch.device = 
                 _, i, key = name.split(".", 2)
                 trainer.optimizer.state[params[int(i)]][key] = value.to(trainer.device)
         for name in STREAMS:
-            setattr(trainer, name, tensors[f"streams.{name}"].to(getattr(trainer, name).device))
+            if f"streams.{name}" in tensors or name not in TONES:  # states saved before tones keep 1 and 0
+                setattr(trainer, name, tensors[f"streams.{name}"].to(getattr(trainer, name).device))
         trainer.generator.set_state(tensors["rng"])
         trainer.fire_generator.set_state(tensors["fire_rng"])
     except (KeyError, RuntimeError, ValueError, IndexError) as exc:

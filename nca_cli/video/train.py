@@ -26,13 +26,18 @@ from .masks import check_keep, random_masks
 from .model import advance, empty_state, layout_of, observe, prediction_loss
 
 
+# Augmentation's tones: values v become (v - 0.5) * gain + 0.5 + shift, clamped to [0, 1], with the
+# gain drawn from this range and the shift from +-AUGMENT_SHIFT, per stream (docs/video.md).
+AUGMENT_GAIN, AUGMENT_SHIFT = (0.6, 1.4), 0.15
+
+
 @dataclass(frozen=True)
 class VideoTrainConfig:
     """The recipe of `nca video train`; stored in the model file and the resume state."""
 
     keep: float = 0.01
     mask_fixed: bool = False
-    steps_per_frame: int = 1
+    steps_per_frame: int = 2
     iterations: int = 4000
     batch: int = 4
     crop: int = 32  # side of the square crops, pixels
@@ -41,7 +46,7 @@ class VideoTrainConfig:
     lr_decay_at: int = 3200
     lr_decay: float = 0.1
     overflow: float = 1.0  # weight of the penalty on state values outside [-1, 1]
-    augment: bool = False  # each stream sees its crop turned or mirrored, its colours reordered
+    augment: bool = True  # each stream sees its crop turned or mirrored, its colours reordered, its tone changed
     seed: int = 0
 
     def __post_init__(self):
@@ -104,6 +109,7 @@ class VideoTrainer:
         self.fixed = torch.zeros(B, c, c, dtype=torch.bool)  # each stream's sensor pattern (mask_fixed)
         self.view = torch.zeros(B, 3, dtype=torch.long)  # transposed, rows flipped, columns flipped
         self.order = torch.arange(clip.pixel_channels).repeat(B, 1)  # the order of its colours
+        self.gain, self.shift = torch.ones(B), torch.zeros(B)  # its contrast about mid-grey, its brightness
         self.iteration, self.elapsed, self.rollbacks = 0, 0.0, 0
         self.losses: list[float] = []
         self.decay_from = config.lr_decay_at
@@ -118,9 +124,12 @@ class VideoTrainer:
             self.time[b] = int(torch.randint(0, T - cfg.window + 1, (1,), generator=g))
             self.fixed[b] = random_masks((cfg.crop, cfg.crop), cfg.keep, g)
             self.state[b] = 0.0
-            if cfg.augment:  # a turn or mirror of the crop and an order of its colours, for its lifetime
+            if cfg.augment:  # a turn or mirror of the crop, an order of its colours, a tone, for its lifetime
                 self.view[b] = torch.randint(0, 2, (3,), generator=g)
                 self.order[b] = torch.randperm(self.clip.pixel_channels, generator=g)
+                low, high = AUGMENT_GAIN
+                self.gain[b] = low + (high - low) * float(torch.rand((), generator=g))
+                self.shift[b] = AUGMENT_SHIFT * (2 * float(torch.rand((), generator=g)) - 1)
 
     def crops(self, offset: int) -> torch.Tensor:
         """Each stream's crop of its frame time + offset, in [0, 1], seen in the stream's view.
@@ -133,7 +142,11 @@ class VideoTrainer:
             crop = crop.flip(0) if flip_rows else crop
             crop = crop.flip(1) if flip_cols else crop
             crops.append(crop[..., self.order[b].to(crop.device)])
-        return torch.stack(crops).float() / 255.0
+        crops = torch.stack(crops).float() / 255.0
+        if self.config.augment:  # each stream's contrast and brightness
+            gain, shift = self.gain.to(crops.device), self.shift.to(crops.device)
+            crops = ((crops - 0.5) * gain[:, None, None, None] + 0.5 + shift[:, None, None, None]).clamp(0.0, 1.0)
+        return crops
 
     def masks(self) -> torch.Tensor:
         """This frame's surviving pixels of every stream. -> (B, crop, crop) bool"""
