@@ -132,7 +132,7 @@ class VideoTrainer:
                 self.shift[b] = AUGMENT_SHIFT * (2 * float(torch.rand((), generator=g)) - 1)
 
     def crops(self, offset: int) -> torch.Tensor:
-        """Each stream's crop of its frame time + offset, in [0, 1], seen in the stream's view.
+        """Each stream's crop of its frame time + offset, in [0, 1], seen in the stream's view and tone.
         -> (B, crop, crop, P)"""
         c, crops = self.config.crop, []
         for b, (t, (y, x)) in enumerate(zip(self.time.tolist(), self.origin.tolist())):
