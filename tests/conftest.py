@@ -25,6 +25,14 @@ def disc_image(size: int = 12) -> np.ndarray:
     return a
 
 
+@pytest.fixture(autouse=True)
+def own_working_folder(tmp_path, monkeypatch):
+    """Every test runs in a folder of its own: a model file in the folder pytest was started from
+    (the README's main job writes lizard.safetensors there) must not stand in for the bundled model
+    of that name, and no test writes into the checkout."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def disc_png(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("targets") / "disc.png"
