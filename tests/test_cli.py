@@ -159,8 +159,7 @@ def test_interrupted_training_saves_and_resumes(tmp_path, disc_png, monkeypatch)
     (["grow", "--every", "0"], "Error: --every must be at least 1, got 0"),
     (["grow", "--steps", "-3"], "Error: steps must not be negative, got -3"),
 ])
-def test_bad_input_gives_one_error_line(tmp_path, monkeypatch, args, message):
-    monkeypatch.chdir(tmp_path)
+def test_bad_input_gives_one_error_line(tmp_path, args, message):
     result = invoke(*args)
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [message]
@@ -216,8 +215,7 @@ def test_grow_png_last_frame_strip_and_npy(tmp_path, tiny_model):
     assert last.mode == "RGB"
 
 
-def test_grow_default_is_the_bundled_lizard(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_grow_default_is_the_bundled_lizard(tmp_path):
     result = invoke("grow", "--steps", "200", "--every", "50", "-o", "out.png")
     assert result.exit_code == 0, result.output
     loss = float(re.search(r"Loss against the target: (\d\.\d+)", result.output).group(1))

@@ -95,8 +95,7 @@ def recovery_row(output: str, step: int) -> list[str]:
     return [c.strip() for c in row.strip("│ ").split("│")]
 
 
-def test_bundled_lizard_heals_a_cut_and_the_growing_only_one_does_not(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_bundled_lizard_heals_a_cut_and_the_growing_only_one_does_not(tmp_path):
     result = invoke("damage", "--at", "150", "--radius", "6", "--steps", "250", "--every", "50", "-o", "heal.png")
     assert result.exit_code == 0, result.output
     cells = recovery_row(result.output, 150)
@@ -135,8 +134,7 @@ def test_damage_video_marks_the_wound(tmp_path):
     (["--shape", "mask"], "Error: shape mask needs --mask PICTURE"),
     (["--shape", "rect", "--rect", "0x4"], "Error: invalid rectangle '0x4': both sides must be positive"),
 ])
-def test_damage_bad_input(tmp_path, monkeypatch, args, message):
-    monkeypatch.chdir(tmp_path)
+def test_damage_bad_input(tmp_path, args, message):
     Image.new("L", (10, 10), 0).save(tmp_path / "m.png")
     sweep_args = ["--sweep"] if args[0] == "--radii" else []
     result = invoke("damage", *args, *sweep_args)

@@ -69,8 +69,7 @@ def test_output_that_is_a_directory(tmp_path):
 
 @pytest.mark.parametrize("command", [["grow", "--steps", "2"], ["export", "--format", "onnx"],
                                      ["damage", "--sweep", "--radii", "4", "--json"]])
-def test_unwritable_place(command, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_unwritable_place(command, tmp_path):
     out = {"grow": "/proc/g.png", "export": "/proc/g.onnx", "damage": "/proc/s.json"}[command[0]]
     line = one_error(invoke(*command, out) if command[0] == "damage" else invoke(*command, "-o", out))
     assert line.startswith(f"Error: cannot write output {out}: ")
@@ -159,8 +158,7 @@ def test_stale_temporary_files_of_killed_writers_are_removed(tmp_path):
     (["grow", "--steps", "999999", "-o", "g.npy", "--grid", "512x512"], "Error: 1000000 raw states needs "),
     (["rotate", "--theta", ",".join(["1"] * 2000), "-o", "r.mp4"], "Error: 2000 panels side by side are too many"),
 ])
-def test_requests_too_large_are_refused_before_allocating(tmp_path, monkeypatch, args, start):
-    monkeypatch.chdir(tmp_path)
+def test_requests_too_large_are_refused_before_allocating(tmp_path, args, start):
     one_error(invoke(*args), startswith=start)
     assert leftovers(tmp_path) == []
 
@@ -329,8 +327,7 @@ def test_distill_json_with_nan_scales(tmp_path):
     (["train", "🦎", "--checkpoint-every", "-1"], "Error: --checkpoint-every must not be negative, got -1"),
     (["train", "🦎🦎"], "Error: 🦎🦎 is 2 emoji; a target is one emoji or one image file"),
 ])
-def test_bad_numbers_and_suffixes(tmp_path, monkeypatch, args, message):
-    monkeypatch.chdir(tmp_path)
+def test_bad_numbers_and_suffixes(tmp_path, args, message):
     one_error(invoke(*args), message)
     assert leftovers(tmp_path) == []
 

@@ -209,8 +209,7 @@ def image_model(path):
     (["rule", "export", "image.safetensors", "-o", "X.rule"],
      "Error: image.safetensors holds a image model; exporting a learned rule needs a rule model"),
 ])
-def test_bad_input_gives_one_error_line(tmp_path, monkeypatch, args, message):
-    monkeypatch.chdir(tmp_path)
+def test_bad_input_gives_one_error_line(tmp_path, args, message):
     np.save("floats.npy", np.zeros((3, 4, 4), np.float32))
     np.save("four.npy", np.full((3, 4, 4), 3, np.uint8))
     (tmp_path / "bad.rle").write_text("x = 3, y = 3, rule = B3/S23\nb2o$0o!\n")

@@ -175,8 +175,7 @@ def test_pictures_from_the_page_are_checked(tmp_path):
         picture_target(png_bytes(np.zeros((30, 30, 4), np.uint8)), "drawing", 12, 4)
 
 
-def test_emoji_are_never_read_as_paths(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_emoji_are_never_read_as_paths(tmp_path):
     lizard = load_target("🦎", 12, 4).sha256
     (tmp_path / "🦎").write_bytes(png_bytes(disc_image()))  # a file that looks like an emoji
     assert load_target("🦎", 12, 4).sha256 != lizard  # `nca train 🦎` would now read the file

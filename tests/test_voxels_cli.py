@@ -220,8 +220,7 @@ def test_a_voxel_grid_too_large_is_refused(tmp_path, monkeypatch):
     (["damage", "--shape", "half", "--side", "front", "-o", "d.png"],
      "Error: side front is a half of a voxel body; a picture has top, bottom, left, right"),
 ])
-def test_3d_options_on_a_picture_model(tmp_path, monkeypatch, args, message):
-    monkeypatch.chdir(tmp_path)
+def test_3d_options_on_a_picture_model(tmp_path, args, message):
     result = invoke(*args)
     assert result.exit_code == 1 and result.stderr.strip() == message
     assert list(tmp_path.iterdir()) == []
@@ -234,8 +233,7 @@ def test_3d_options_on_a_picture_model(tmp_path, monkeypatch, args, message):
     (["rotate", "--axis", "w", "-o", "r.png"], "Error: --axis must be one of x, y, z, got 'w'"),
     (["damage", "--center", "1,2", "-o", "d.png"], "Error: position 1,2 has 2 coordinates; this grid has 3 (D,H,W)"),
 ])
-def test_picture_options_on_a_3d_model(tiny_3d, tmp_path, monkeypatch, args, message):
-    monkeypatch.chdir(tmp_path)
+def test_picture_options_on_a_3d_model(tiny_3d, tmp_path, args, message):
     result = invoke(args[0], tiny_3d[0], *args[1:])
     assert result.exit_code == 1 and result.stderr.strip() == message
     assert list(tmp_path.iterdir()) == []
