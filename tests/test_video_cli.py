@@ -9,11 +9,13 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
+from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from nca_cli.cli import app
-from nca_cli.formats.model_file import load_model, resolve_model_path
+from nca_cli.formats.model_file import load_model, read_safetensors, resolve_model_path
 from nca_cli.video.checkpoint import load_video_state, save_video_state
 from nca_cli.video.model import video_config
 from nca_cli.video.train import VideoTrainConfig, VideoTrainer
@@ -184,8 +186,24 @@ def test_training_stopped_and_resumed_ends_where_an_uninterrupted_run_does(tmp_p
         load_video_state(tmp_path / "state.safetensors", other)
 
 
-def test_augmentation_shows_each_stream_its_own_view_colours_and_tone():
-    clip = random_clip(frames=12, size=(12, 12))
+def test_a_resume_state_saved_before_tones_and_scales_still_loads(tmp_path):
+    clip = random_clip(frames=12, size=(20, 20))
+    config = VideoTrainConfig(keep=0.2, iterations=2, batch=3, crop=8, window=3, seed=1)
+    trainer = VideoTrainer(video_config(3, hidden_channels=4, hidden=16), config, clip)
+    trainer.run()
+    save_video_state(trainer, tmp_path / "state.safetensors")
+    tensors, meta = read_safetensors(tmp_path / "state.safetensors")
+    for name in ("streams.zoom", "streams.gain", "streams.shift"):
+        del tensors[name]
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata=meta)
+    old = load_video_state(tmp_path / "old.safetensors", clip, iterations=3)
+    assert old.zoom.eq(1).all() and old.gain.eq(1).all() and old.shift.eq(0).all()
+    assert torch.equal(old.time, trainer.time) and torch.equal(old.state, trainer.state)
+    assert old.run() == "done" and old.iteration == 3
+
+
+def test_augmentation_shows_each_stream_its_own_scale_view_colours_and_tone():
+    clip = random_clip(frames=12, size=(20, 20))
     config = VideoTrainConfig(keep=0.2, iterations=1, batch=6, crop=8, window=3, seed=3)
     trainer = VideoTrainer(video_config(3, hidden_channels=4, hidden=16), config, clip)
     trainer.restart_finished_streams()
@@ -194,9 +212,12 @@ def test_augmentation_shows_each_stream_its_own_view_colours_and_tone():
     gains, shifts = trainer.gain.tolist(), trainer.shift.tolist()
     assert all(0.6 <= g <= 1.4 for g in gains) and all(-0.15 <= s <= 0.15 for s in shifts)
     assert len(set(gains)) == 6 and len(set(shifts)) == 6
+    assert set(trainer.zoom.tolist()) == {1, 2}
     for b in range(6):
-        t, (y, x) = int(trainer.time[b]), trainer.origin[b].tolist()
-        crop = frames[t + 1, y : y + 8, x : x + 8]
+        t, (y, x), z = int(trainer.time[b]), trainer.origin[b].tolist(), int(trainer.zoom[b])
+        assert 0 <= y <= 20 - 8 * z and 0 <= x <= 20 - 8 * z
+        region = frames[t + 1, y : y + 8 * z, x : x + 8 * z]  # z x z pixels averaged into each crop pixel
+        crop = F.avg_pool2d(region.permute(2, 0, 1)[None], z)[0].permute(1, 2, 0)
         transpose, flip_rows, flip_cols = trainer.view[b].tolist()
         crop = crop.permute(1, 0, 2) if transpose else crop
         crop = torch.flip(crop, [0]) if flip_rows else crop
@@ -207,4 +228,4 @@ def test_augmentation_shows_each_stream_its_own_view_colours_and_tone():
     plain = VideoTrainer(video_config(3, hidden_channels=4, hidden=16),
                          VideoTrainConfig(keep=0.2, iterations=1, batch=6, crop=8, window=3, seed=3, augment=False), clip)
     plain.restart_finished_streams()
-    assert plain.gain.eq(1).all() and plain.shift.eq(0).all() and plain.view.eq(0).all()
+    assert plain.gain.eq(1).all() and plain.shift.eq(0).all() and plain.view.eq(0).all() and plain.zoom.eq(1).all()

@@ -165,7 +165,7 @@ def train(
     window: Annotated[int, typer.Option("--window", help="Frames back-propagated through per iteration.")] = VideoTrainConfig.window,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = VideoTrainConfig.lr,
     lr_decay_at: Annotated[int, typer.Option("--lr-decay-at", help="Iteration at which the rate drops x0.1.")] = VideoTrainConfig.lr_decay_at,
-    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Show each crop turned or mirrored, its colours reordered, its contrast and brightness changed.")] = VideoTrainConfig.augment,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Show each crop at a random scale, turned or mirrored, its colours reordered, its contrast and brightness changed.")] = VideoTrainConfig.augment,
     hidden_channels: Annotated[int, typer.Option("--hidden-channels", help="Hidden channels of each cell.")] = HIDDEN_CHANNELS,
     hidden: Annotated[int, typer.Option("--hidden", help="Hidden units of the per-cell network.")] = HIDDEN_UNITS,
     perception: Annotated[str, typer.Option("--perception", help="learned (3x3 kernels) or sobel.")] = "learned",

@@ -2,7 +2,7 @@
 file beside the model (scotopic.safetensors -> scotopic.ckpt.safetensors, as `nca train` names it).
 
 It holds the weights, the optimiser's moments, the streams (states, crops, frames, sensor
-patterns, views and tones), the random generator's state and the loss history, with the configs,
+patterns, scales, views and tones), the random generator's state and the loss history, with the configs,
 progress and the clip's checksum as JSON metadata; a run is resumed only on the clip it was
 trained on.
 """
@@ -26,7 +26,7 @@ from .train import VideoTrainConfig, VideoTrainer
 
 STATE_FORMAT = "nca-video-train-state"
 TONES = ("gain", "shift")
-STREAMS = ("state", "origin", "time", "fixed", "view", "order") + TONES
+STREAMS = ("state", "origin", "time", "fixed", "view", "order", "zoom") + TONES
 
 
 def clip_checksum(clip: Clip) -> str:
@@ -81,7 +81,7 @@ def load_video_state(path: str | Path, clip: Clip, device: str | torch.device = 
                 _, i, key = name.split(".", 2)
                 trainer.optimizer.state[params[int(i)]][key] = value.to(trainer.device)
         for name in STREAMS:
-            if f"streams.{name}" in tensors or name not in TONES:  # states saved before tones keep 1 and 0
+            if f"streams.{name}" in tensors or name not in TONES + ("zoom",):  # older states: tones 1 and 0, zoom 1
                 setattr(trainer, name, tensors[f"streams.{name}"].to(getattr(trainer, name).device))
         trainer.generator.set_state(tensors["rng"])
         trainer.fire_generator.set_state(tensors["fire_rng"])

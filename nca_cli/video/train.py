@@ -29,6 +29,8 @@ from .model import advance, empty_state, layout_of, observe, prediction_loss
 # Augmentation's tones: values v become (v - 0.5) * gain + 0.5 + shift, clamped to [0, 1], with the
 # gain drawn from this range and the shift from +-AUGMENT_SHIFT, per stream (docs/video.md).
 AUGMENT_GAIN, AUGMENT_SHIFT = (0.6, 1.4), 0.15
+# and its scale: a crop of zoom z covers z x z times the pixels, averaged down to the crop's size.
+AUGMENT_ZOOMS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class VideoTrainConfig:
     lr_decay_at: int = 3200
     lr_decay: float = 0.1
     overflow: float = 1.0  # weight of the penalty on state values outside [-1, 1]
-    augment: bool = True  # each stream sees its crop turned or mirrored, its colours reordered, its tone changed
+    augment: bool = True  # each stream sees its crop at a random scale, turned or mirrored, its colours reordered, its tone changed
     seed: int = 0
 
     def __post_init__(self):
@@ -110,17 +112,22 @@ class VideoTrainer:
         self.view = torch.zeros(B, 3, dtype=torch.long)  # transposed, rows flipped, columns flipped
         self.order = torch.arange(clip.pixel_channels).repeat(B, 1)  # the order of its colours
         self.gain, self.shift = torch.ones(B), torch.zeros(B)  # its contrast about mid-grey, its brightness
+        self.zoom = torch.ones(B, dtype=torch.long)  # frame pixels per crop pixel, each way
         self.iteration, self.elapsed, self.rollbacks = 0, 0.0, 0
         self.losses: list[float] = []
         self.decay_from = config.lr_decay_at
 
     def restart_finished_streams(self) -> None:
-        """Streams without a whole window left start afresh: new crop, frame, state, sensor pattern."""
+        """Streams without a whole window left start afresh: new crop (and scale), frame, state, sensor
+        pattern."""
         cfg, g = self.config, self.generator
         T, (H, W) = len(self.clip), self.clip.size
         for b in torch.nonzero(self.time + cfg.window > T).flatten().tolist():
-            self.origin[b, 0] = int(torch.randint(0, H - cfg.crop + 1, (1,), generator=g))
-            self.origin[b, 1] = int(torch.randint(0, W - cfg.crop + 1, (1,), generator=g))
+            zooms = [z for z in AUGMENT_ZOOMS if z * cfg.crop <= min(H, W)] if cfg.augment else [1]
+            self.zoom[b] = zooms[int(torch.randint(0, len(zooms), (1,), generator=g))]
+            side = cfg.crop * int(self.zoom[b])
+            self.origin[b, 0] = int(torch.randint(0, H - side + 1, (1,), generator=g))
+            self.origin[b, 1] = int(torch.randint(0, W - side + 1, (1,), generator=g))
             self.time[b] = int(torch.randint(0, T - cfg.window + 1, (1,), generator=g))
             self.fixed[b] = random_masks((cfg.crop, cfg.crop), cfg.keep, g)
             self.state[b] = 0.0
@@ -132,17 +139,20 @@ class VideoTrainer:
                 self.shift[b] = AUGMENT_SHIFT * (2 * float(torch.rand((), generator=g)) - 1)
 
     def crops(self, offset: int) -> torch.Tensor:
-        """Each stream's crop of its frame time + offset, in [0, 1], seen in the stream's view and tone.
+        """Each stream's crop of its frame time + offset, in [0, 1], seen in the stream's scale, view and
+        tone.
         -> (B, crop, crop, P)"""
         c, crops = self.config.crop, []
-        for b, (t, (y, x)) in enumerate(zip(self.time.tolist(), self.origin.tolist())):
-            crop = self.frames[t + offset, y : y + c, x : x + c]
+        for b, (t, (y, x), z) in enumerate(zip(self.time.tolist(), self.origin.tolist(), self.zoom.tolist())):
+            crop = self.frames[t + offset, y : y + c * z, x : x + c * z].float()
+            if z > 1:
+                crop = crop.reshape(c, z, c, z, -1).mean((1, 3))
             transpose, flip_rows, flip_cols = self.view[b].tolist()
             crop = crop.transpose(0, 1) if transpose else crop
             crop = crop.flip(0) if flip_rows else crop
             crop = crop.flip(1) if flip_cols else crop
             crops.append(crop[..., self.order[b].to(crop.device)])
-        crops = torch.stack(crops).float() / 255.0
+        crops = torch.stack(crops) / 255.0
         if self.config.augment:  # each stream's contrast and brightness
             gain, shift = self.gain.to(crops.device), self.shift.to(crops.device)
             crops = ((crops - 0.5) * gain[:, None, None, None] + 0.5 + shift[:, None, None, None]).clamp(0.0, 1.0)
