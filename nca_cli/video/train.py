@@ -124,7 +124,7 @@ class VideoTrainer:
         T, (H, W) = len(self.clip), self.clip.size
         for b in torch.nonzero(self.time + cfg.window > T).flatten().tolist():
             zooms = [z for z in AUGMENT_ZOOMS if z * cfg.crop <= min(H, W)] if cfg.augment else [1]
-            self.zoom[b] = zooms[int(torch.randint(0, len(zooms), (1,), generator=g))]
+            self.zoom[b] = zooms[int(torch.randint(0, len(zooms), (1,), generator=g))] if len(zooms) > 1 else 1
             side = cfg.crop * int(self.zoom[b])
             self.origin[b, 0] = int(torch.randint(0, H - side + 1, (1,), generator=g))
             self.origin[b, 1] = int(torch.randint(0, W - side + 1, (1,), generator=g))
