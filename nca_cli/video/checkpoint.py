@@ -2,9 +2,9 @@
 file beside the model (scotopic.safetensors -> scotopic.ckpt.safetensors, as `nca train` names it).
 
 It holds the weights, the optimiser's moments, the streams (states, crops, frames, sensor
-patterns, scales, views and tones), the random generator's state and the loss history, with the configs,
-progress and the clip's checksum as JSON metadata; a run is resumed only on the clip it was
-trained on.
+patterns, scales, views and tones), the random generator's state and the loss history, with the
+configs, progress and the clip's checksum as JSON metadata; a run is resumed only on the clip it
+was trained on.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from .train import VideoTrainConfig, VideoTrainer
 STATE_FORMAT = "nca-video-train-state"
 TONES = ("gain", "shift")
 STREAMS = ("state", "origin", "time", "fixed", "view", "order", "zoom") + TONES
+ADDED_LATER = ("zoom",) + TONES  # states saved before these keep the trainer's start: zoom 1, gain 1, shift 0
 
 
 def clip_checksum(clip: Clip) -> str:
@@ -81,7 +82,7 @@ def load_video_state(path: str | Path, clip: Clip, device: str | torch.device = 
                 _, i, key = name.split(".", 2)
                 trainer.optimizer.state[params[int(i)]][key] = value.to(trainer.device)
         for name in STREAMS:
-            if f"streams.{name}" in tensors or name not in TONES + ("zoom",):  # older states: tones 1 and 0, zoom 1
+            if f"streams.{name}" in tensors or name not in ADDED_LATER:
                 setattr(trainer, name, tensors[f"streams.{name}"].to(getattr(trainer, name).device))
         trainer.generator.set_state(tensors["rng"])
         trainer.fire_generator.set_state(tensors["fire_rng"])

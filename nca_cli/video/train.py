@@ -48,7 +48,7 @@ class VideoTrainConfig:
     lr_decay_at: int = 3200
     lr_decay: float = 0.1
     overflow: float = 1.0  # weight of the penalty on state values outside [-1, 1]
-    augment: bool = True  # each stream sees its crop at a random scale, turned or mirrored, its colours reordered, its tone changed
+    augment: bool = True  # each stream's crop at a random scale, turned or mirrored, colours reordered, tone changed
     seed: int = 0
 
     def __post_init__(self):
@@ -113,6 +113,8 @@ class VideoTrainer:
         self.order = torch.arange(clip.pixel_channels).repeat(B, 1)  # the order of its colours
         self.gain, self.shift = torch.ones(B), torch.zeros(B)  # its contrast about mid-grey, its brightness
         self.zoom = torch.ones(B, dtype=torch.long)  # frame pixels per crop pixel, each way
+        H, W = clip.size  # the scales a restart draws from: those whose window fits in the frame
+        self.zooms = [z for z in AUGMENT_ZOOMS if z * c <= min(H, W)] if config.augment else [1]
         self.iteration, self.elapsed, self.rollbacks = 0, 0.0, 0
         self.losses: list[float] = []
         self.decay_from = config.lr_decay_at
@@ -123,8 +125,8 @@ class VideoTrainer:
         cfg, g = self.config, self.generator
         T, (H, W) = len(self.clip), self.clip.size
         for b in torch.nonzero(self.time + cfg.window > T).flatten().tolist():
-            zooms = [z for z in AUGMENT_ZOOMS if z * cfg.crop <= min(H, W)] if cfg.augment else [1]
-            self.zoom[b] = zooms[int(torch.randint(0, len(zooms), (1,), generator=g))] if len(zooms) > 1 else 1
+            if len(self.zooms) > 1:
+                self.zoom[b] = self.zooms[int(torch.randint(0, len(self.zooms), (1,), generator=g))]
             side = cfg.crop * int(self.zoom[b])
             self.origin[b, 0] = int(torch.randint(0, H - side + 1, (1,), generator=g))
             self.origin[b, 1] = int(torch.randint(0, W - side + 1, (1,), generator=g))
