@@ -297,12 +297,14 @@ def test_model_metadata_with_a_target_that_is_not_an_object(tmp_path):
               "target an object or null")
 
 
-def test_distill_json_with_nan_scales(tmp_path):
+@pytest.mark.parametrize("key, scale", [("weight_scale", float("nan")), ("bias_scale", 1e300)])
+def test_distill_json_with_nan_or_too_large_scales(tmp_path, key, scale):
+    """A scale that is not a number, or beyond float32 (whose weights would be infinite), is refused."""
     layers = json.loads((Path(__file__).resolve().parents[2] / "shared" / "distill-models" / "ex3_🦎.json").read_text()) \
         if (Path(__file__).resolve().parents[2] / "shared" / "distill-models" / "ex3_🦎.json").exists() else None
     if layers is None:
         pytest.skip("the shared Distill models are not beside the checkout")
-    layers[0]["weight_scale"] = float("nan")
+    layers[0][key] = scale
     bad = tmp_path / "nan.json"
     bad.write_text(json.dumps(layers))
     line = one_error(invoke("export", bad, "--format", "int8", "-o", tmp_path / "q.safetensors"))

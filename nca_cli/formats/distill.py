@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +43,9 @@ def _decode_layer(layer: dict, path: Path, index: int) -> tuple[torch.Tensor, to
         data = np.frombuffer(base64.b64decode(layer["data_b64"], validate=True), dtype=np.uint8)
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise NCAError(f"{path}: layer {index + 1} is malformed ({exc})") from None
-    if not (math.isfinite(w_scale) and math.isfinite(b_scale)) or n_in < 1 or n_out < 1:
+    # Weights are stored as float32: a scale beyond its range would make them infinite.
+    largest = float(np.finfo(np.float32).max)
+    if not (abs(w_scale) <= largest and abs(b_scale) <= largest) or n_in < 1 or n_out < 1:
         raise NCAError(f"{path}: layer {index + 1} has invalid sizes or scales (in_ch {n_in}, out_ch {n_out}, "
                        f"weight_scale {w_scale}, bias_scale {b_scale})")
     if data.size != (n_in + 1) * n_out:
