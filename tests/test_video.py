@@ -9,7 +9,9 @@ from nca_cli.engine import NCA, perceive
 from nca_cli.errors import NCAError
 from nca_cli.video.masks import frame_masks
 from nca_cli.video.model import (CENTRE, LIMIT, VideoLayout, VideoReconstructor, advance, empty_state, observe,
-                                 prediction_loss, video_config)
+                                 prediction_loss, smooth, video_config)
+from nca_cli.video.reconstruct import SMOOTHING_PASSES, MaskSpec, tune_smoothing
+from nca_cli.video.scores import mse, psnr_of_mse
 
 from .test_video_baselines import random_clip
 
@@ -94,3 +96,57 @@ def test_the_reconstructor_is_an_online_method_like_the_baselines():
             assert torch.allclose(outs[t], (x[0, ..., :3] + CENTRE).clamp(0, 1), atol=1e-5)
     with pytest.raises(NCAError, match="^steps per frame must be at least 1, got 0$"):
         VideoReconstructor(model, 3, steps=0)
+
+
+def smoothed_by_hand(image: torch.Tensor) -> torch.Tensor:
+    """One pass of the 1 2 1 binomial over each pixel's 3x3 neighbours, written as a loop; a
+    neighbour beyond the edge is the nearest pixel on it. (H, W, P) -> (H, W, P)"""
+    H, W, _ = image.shape
+    weights = {-1: 1.0, 0: 2.0, 1: 1.0}
+    result = torch.zeros_like(image)
+    for i in range(H):
+        for j in range(W):
+            for di, wi in weights.items():
+                for dj, wj in weights.items():
+                    result[i, j] += wi * wj / 16 * image[min(max(i + di, 0), H - 1), min(max(j + dj, 0), W - 1)]
+    return result
+
+
+def test_smoothing_is_the_binomial_mean_of_each_neighbourhood_pass_by_pass():
+    image = torch.rand(2, 5, 7, 3)
+    assert torch.equal(smooth(image, 0), image)
+    once = torch.stack([smoothed_by_hand(im) for im in image])
+    assert torch.allclose(smooth(image, 1), once, atol=1e-6)
+    assert torch.allclose(smooth(image, 2), torch.stack([smoothed_by_hand(im) for im in once]), atol=1e-6)
+    flat = torch.full((1, 4, 4, 1), 0.3)
+    assert torch.allclose(smooth(flat, 3), flat)  # a flat picture stays as it is, edges too
+
+
+def test_the_first_frame_gets_its_warm_up_steps_and_estimates_are_read_smoothed():
+    model = tiny_video_model(seed=3)
+    clip = random_clip(frames=3, size=(8, 9))
+    masks = list(frame_masks(3, clip.size, 0.2))
+    nca = VideoReconstructor(model, 3, steps=2, warm_up=3, smoothing=1)
+    layout = VideoLayout(3, model.config.channels)
+    x = empty_state(layout, 1, 8, 9)
+    with torch.no_grad():
+        for t, m in enumerate(masks):
+            x = dense_advance(model, observe(x, clip.frame(t)[None], m[None], layout), 5 if t == 0 else 2, layout)
+            want = smoothed_by_hand((x[0, ..., :3] + CENTRE).clamp(0, 1))
+            assert torch.allclose(nca(clip.frame(t), m), want, atol=1e-5)
+    for bad, line in (({"warm_up": -1}, "warm-up steps must be at least 0, got -1"),
+                      ({"smoothing": -2}, "smoothing passes must be at least 0, got -2")):
+        with pytest.raises(NCAError, match=f"^{line}$"):
+            VideoReconstructor(model, 3, steps=2, **bad)
+
+
+def test_tuning_the_smoothing_picks_the_passes_that_score_best():
+    model = tiny_video_model(seed=4)
+    clip, masks = random_clip(frames=4, size=(10, 10)), MaskSpec(0.2, seed=5)
+    nca = VideoReconstructor(model, 3, steps=2, warm_up=2, smoothing=3)
+    chosen, psnrs = tune_smoothing(nca, clip, masks)
+    for passes in SMOOTHING_PASSES:  # each smoothing run on its own, scored as the clip's mean squared error
+        runner = VideoReconstructor(model, 3, steps=2, warm_up=2, smoothing=passes)
+        errors = [mse(runner(clip.frame(t), m), clip.frame(t)) for t, m in enumerate(masks.masks(clip))]
+        assert psnrs[passes] == pytest.approx(psnr_of_mse(sum(errors) / len(errors)), abs=1e-4)
+    assert psnrs[chosen] == max(psnrs.values())

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from nca_cli.cli import app
 from nca_cli.formats.model_file import load_model, read_safetensors, resolve_model_path
 from nca_cli.video.checkpoint import load_video_state, save_video_state
-from nca_cli.video.model import video_config
+from nca_cli.video.model import WARM_UP, video_config
+from nca_cli.video.reconstruct import SMOOTHING_PASSES
 from nca_cli.video.train import VideoTrainConfig, VideoTrainer
 
 from .test_video_baselines import random_clip
@@ -69,6 +70,9 @@ def test_train_writes_a_video_model_with_its_task(trained, clips):
     assert task["pixel_channels"] == 3 and task["keep"] == 0.05 and task["mask"] == "random"
     assert task["steps_per_frame"] == VideoTrainConfig.steps_per_frame
     assert set(task["interpolation"]) == {"sigma_space", "sigma_time", "keep", "mask", "tuned_on"}
+    assert task["smoothing"]["passes"] in SMOOTHING_PASSES
+    assert {k: v for k, v in task["smoothing"].items() if k != "passes"} == {"keep": 0.05, "mask": "random",
+                                                                           "tuned_on": "astronaut"}
     assert task["clip"] == {"name": "astronaut", "frames": 20, "height": 16, "width": 16, "fps": 30.0}
     cfg = loaded.model.config
     assert not cfg.alive_masking and cfg.channels == 3 + 3 + 1 + 4 and cfg.hidden == 16
@@ -86,8 +90,9 @@ def test_reconstruct_writes_side_by_side_scores_and_plot(trained, clips, tmp_pat
     assert frames.shape == (20, 32, 2 * (4 * 16 + 3 * 2), 3)
     data = json.loads(scores.read_text())
     assert set(data) == {"clip", "keep", "mask", "seed", "interpolation", "methods", "best_baseline",
-                         "steps_per_frame", "nca_fps", "nca_minus_baseline_db"}
+                         "steps_per_frame", "readout", "nca_fps", "nca_minus_baseline_db"}
     assert data["keep"] == 0.05 and data["mask"] == "random" and data["interpolation"]["tuned_on"] == "astronaut"
+    assert data["readout"] == {"warm_up": WARM_UP, "smoothing": load_model(trained).task["smoothing"]}
     for name in ("nca", "last_seen", "interpolation"):
         method = data["methods"][name]
         assert len(method["per_frame"]["psnr"]) == 20 and len(method["per_frame"]["ssim"]) == 20
@@ -111,6 +116,16 @@ def test_reconstruct_at_another_keep_needs_its_own_interpolation(trained, clips,
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "s.json").read_text())
     assert data["mask"] == "fixed" and data["interpolation"]["keep"] == 0.1 and data["clip"]["width"] == 12
+    assert data["readout"]["smoothing"]["keep"] == 0.1 and data["readout"]["smoothing"]["tuned_on"] == "astronaut"
+    given = ["--keep", "0.1", "--sigma-space", "1", "--sigma-time", "2", "--json", tmp_path / "g.json"]
+    assert error_line(invoke("video", "reconstruct", trained, clips / "coffee.mp4", *given)) == (
+        "Error: the model's readout smoothing was chosen at keep 0.05 with random masks; for keep 0.1 "
+        "with random masks give --tune-on CLIP (e.g. the training clip), or --smoothing")
+    result = invoke("video", "reconstruct", trained, clips / "coffee.mp4", *given, "--smoothing", "3", "--warm-up", "0")
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "g.json").read_text())
+    assert data["readout"] == {"warm_up": 0, "smoothing": {"passes": 3, "tuned_on": None}}
+    assert "(0 more on the first), read out smoothed 3 passes" in result.output
 
 
 def test_baseline_alone(clips, tmp_path):
@@ -161,6 +176,9 @@ def test_bad_input_is_one_line_and_nothing_is_written(trained, clips, tmp_path):
         (["video", "reconstruct", trained, tmp_path / "nothing.mp4"], f"Error: video not found: {tmp_path / 'nothing.mp4'}"),
         (["video", "train", coffee, "--resume", "-o", tmp_path / "m.safetensors"],
          f"Error: nothing to resume: {tmp_path / 'm.ckpt.safetensors'} does not exist"),
+        (["video", "reconstruct", trained, coffee, "--warm-up", "-1", "-o", out], "Error: warm-up steps must be at least 0, got -1"),
+        (["video", "reconstruct", trained, coffee, "--smoothing", "-1", "--json", scores],
+         "Error: smoothing passes must be at least 0, got -1"),
     ]
     for args, line in cases:
         assert error_line(invoke(*args)) == line, args

@@ -16,14 +16,14 @@ from ..formats.frames import check_output_path
 from ..formats.model_file import load_model
 from ..runtime import pick_device
 from ..training import resume_path
-from ..video.baselines import InterpolationParams, tune_interpolation
+from ..video.baselines import TUNE_SEED, InterpolationParams, tune_interpolation
 from ..video.checkpoint import load_video_state, save_video_state
 from ..video.clips import Clip, check_frame_size, read_clip, write_clip
 from ..video.demo_clips import SOURCES, make_demo_clip
 from ..video.finish import finish_video_training, save_interrupted_video
-from ..video.model import BANDS, HIDDEN_CHANNELS, HIDDEN_UNITS, VideoReconstructor, video_config
+from ..video.model import BANDS, HIDDEN_CHANNELS, HIDDEN_UNITS, WARM_UP, VideoReconstructor, video_config
 from ..video.plot import save_psnr_plot
-from ..video.reconstruct import MaskSpec, Reconstruction, reconstruct as run_reconstruct, score_baselines
+from ..video.reconstruct import MaskSpec, Reconstruction, reconstruct as run_reconstruct, score_baselines, tune_smoothing
 from ..video.train import VideoTrainConfig, VideoTrainer
 from .console import exit_interrupted, format_duration, out, progress_bar, stop_on_ctrl_c, user_errors
 from .options import DeviceOpt, parse_duration, parse_size
@@ -38,7 +38,6 @@ FramesOpt = Annotated[Optional[int], typer.Option("--frames", help="Use at most 
 MaskSeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the masks.")]
 JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write the scores as JSON.")]
 PlotOpt = Annotated[Optional[Path], typer.Option("--plot", help="Write PSNR over time of every method as a PNG.")]
-TuneOpt = Annotated[Optional[Path], typer.Option("--tune-on", help="Choose the interpolation's sigmas on this clip (e.g. the training clip).")]
 SigmaSpaceOpt = Annotated[Optional[float], typer.Option("--sigma-space", help="Interpolation: Gaussian sigma in pixels (with --sigma-time).")]
 SigmaTimeOpt = Annotated[Optional[float], typer.Option("--sigma-time", help="Interpolation: Gaussian sigma in frames (with --sigma-space).")]
 
@@ -71,16 +70,44 @@ def choose_interpolation(clip: Clip, masks: MaskSpec, tune_on: Optional[Path], s
     if sigma_space is not None:
         params = InterpolationParams(sigma_space, sigma_time)
         return params, {**params.to_dict(), "tuned_on": None}
-    spec = masks.to_dict()
     if tune_on is not None or stored is None:
-        source = open_clip(tune_on, None, None).with_channels(clip.pixel_channels) if tune_on else clip
+        source = tuning_clip(clip, tune_on)
         params, _ = tune_interpolation(source, masks.keep, masks.fixed)
-        return params, {**params.to_dict(), "tuned_on": source.name, "keep": masks.keep, "mask": spec["mask"]}
-    if stored.get("keep") != masks.keep or stored.get("mask") != spec["mask"]:
-        raise NCAError(f"the model's interpolation parameters were chosen at keep {stored.get('keep')} with "
-                       f"{stored.get('mask')} masks; for keep {masks.keep} with {spec['mask']} masks give "
-                       "--tune-on CLIP (e.g. the training clip), or --sigma-space and --sigma-time")
+        return params, {**params.to_dict(), **tuned_at(source, masks)}
+    check_tuned_at(stored, masks, "interpolation parameters were", "--sigma-space and --sigma-time")
     return InterpolationParams(stored["sigma_space"], stored["sigma_time"]), stored
+
+
+def choose_smoothing(nca: VideoReconstructor, clip: Clip, masks: MaskSpec, tune_on: Optional[Path],
+                     given: Optional[int], stored: dict | None) -> tuple[int, dict]:
+    """The NCA's readout smoothing (passes), as the interpolation's parameters are chosen: given,
+    chosen on --tune-on, or stored in the model (if chosen at this keep and mask kind); a model
+    without one has it chosen on CLIP. Returns it and how it was chosen (for the JSON)."""
+    if given is not None:
+        return given, {"tuned_on": None}
+    if tune_on is not None or stored is None:
+        source = tuning_clip(clip, tune_on)
+        passes, _ = tune_smoothing(nca, source, MaskSpec(masks.keep, masks.fixed, TUNE_SEED))
+        return passes, tuned_at(source, masks)
+    check_tuned_at(stored, masks, "readout smoothing was", "--smoothing")
+    return int(stored["passes"]), {k: v for k, v in stored.items() if k != "passes"}
+
+
+def tuning_clip(clip: Clip, tune_on: Optional[Path]) -> Clip:
+    return open_clip(tune_on, None, None).with_channels(clip.pixel_channels) if tune_on else clip
+
+
+def tuned_at(source: Clip, masks: MaskSpec) -> dict:
+    return {"tuned_on": source.name, "keep": masks.keep, "mask": masks.to_dict()["mask"]}
+
+
+def check_tuned_at(stored: dict, masks: MaskSpec, what: str, instead: str) -> None:
+    """What a model stores was chosen at one keep and mask kind; another needs its own choice."""
+    spec = masks.to_dict()
+    if stored.get("keep") != masks.keep or stored.get("mask") != spec["mask"]:
+        raise NCAError(f"the model's {what} chosen at keep {stored.get('keep')} with "
+                       f"{stored.get('mask')} masks; for keep {masks.keep} with {spec['mask']} masks give "
+                       f"--tune-on CLIP (e.g. the training clip), or {instead}")
 
 
 def write_scores(result: Reconstruction, json_path: Optional[Path], plot: Optional[Path]) -> None:
@@ -99,7 +126,11 @@ def print_scores(result: Reconstruction) -> None:
         ssim = "" if track.overall_ssim is None else f", SSIM {track.overall_ssim:.3f}"
         out.print(f"  {name.replace('_', ' '):<14} PSNR {track.overall_psnr:6.2f} dB{ssim}")
     if result.nca_fps is not None:
-        out.print(f"  NCA: {result.steps_per_frame} steps per frame, {result.nca_fps:.0f} frames per second")
+        readout = result.readout or {}
+        passes = readout.get("smoothing", {}).get("passes", 0)
+        out.print(f"  NCA: {result.steps_per_frame} steps per frame ({readout.get('warm_up', 0)} more on the first), "
+                  f"read out smoothed {passes} {'pass' if passes == 1 else 'passes'}, "
+                  f"{result.nca_fps:.0f} frames per second")
 
 
 @video_app.command("clip")
@@ -219,8 +250,9 @@ def report_training(trainer: VideoTrainer, stopped: str, finished) -> None:
     if trainer.decay_from < min(trainer.config.lr_decay_at, trainer.iteration):
         out.print(f"The time budget came first: the learning rate dropped at iteration {trainer.decay_from} "
                   f"instead of {trainer.config.lr_decay_at}")
-    out.print(f"Interpolation chosen on the clip: sigma {finished.params.sigma_space:g} px, "
-              f"{finished.params.sigma_time:g} frames. Against the clip's full frames:")
+    out.print(f"Chosen on the clip: interpolation sigma {finished.params.sigma_space:g} px, "
+              f"{finished.params.sigma_time:g} frames; the NCA's readout smoothed {finished.smoothing} "
+              f"{'pass' if finished.smoothing == 1 else 'passes'}. Against the clip's full frames:")
     print_scores(finished.scores)
 
 
@@ -248,12 +280,14 @@ def reconstruct(
     keep: KeepOpt = None,
     mask_fixed: FixedOpt = None,
     steps_per_frame: Annotated[Optional[int], typer.Option("--steps-per-frame", help="NCA steps per frame (default: as trained).")] = None,
+    warm_up: Annotated[int, typer.Option("--warm-up", help="NCA steps the first frame gets beyond the others.")] = WARM_UP,
+    smoothing: Annotated[Optional[int], typer.Option("--smoothing", help="Passes of 3x3 smoothing of the NCA's estimates (default: as chosen on the training clip).")] = None,
     seed: MaskSeedOpt = 0,
     json_path: JsonOpt = None,
     plot: PlotOpt = None,
     size: SizeOpt = None,
     frames: FramesOpt = None,
-    tune_on: TuneOpt = None,
+    tune_on: Annotated[Optional[Path], typer.Option("--tune-on", help="Choose the interpolation's sigmas and the NCA's smoothing on this clip (e.g. the training clip).")] = None,
     sigma_space: SigmaSpaceOpt = None,
     sigma_time: SigmaTimeOpt = None,
     scale: Annotated[Optional[int], typer.Option("--scale", help="Pixels per pixel of the side-by-side video (default: at least 256 px high).")] = None,
@@ -273,8 +307,10 @@ def reconstruct(
                      task["mask"] == "fixed" if mask_fixed is None else mask_fixed, seed)
     params, how = choose_interpolation(source, masks, tune_on, sigma_space, sigma_time, task.get("interpolation"))
     nca = VideoReconstructor(loaded.model, source.pixel_channels,
-                             int(task["steps_per_frame"]) if steps_per_frame is None else steps_per_frame)
-    result = run_reconstruct(nca, source, masks, params, how, output, scale)
+                             int(task["steps_per_frame"]) if steps_per_frame is None else steps_per_frame,
+                             warm_up=warm_up, smoothing=smoothing or 0)
+    passes, smoothed = choose_smoothing(nca, source, masks, tune_on, smoothing, task.get("smoothing"))
+    result = run_reconstruct(nca.fresh(passes), source, masks, params, how, output, scale, smoothing=smoothed)
     write_scores(result, json_path, plot)
     print_scores(result)
     for path in (output, json_path, plot):

@@ -1,10 +1,12 @@
-"""Ending a video training run: choose the interpolation baseline's parameters on the training clip,
-score the model and both baselines against the clip's full frames, write the model file.
+"""Ending a video training run: choose the interpolation baseline's parameters and the NCA's readout
+smoothing on the training clip, score the model and both baselines against the clip's full
+frames, write the model file.
 
 The model file's `task` metadata holds what reconstruction needs: `pixel_channels`, `keep`,
 `mask` ("random" or "fixed"), `steps_per_frame`, the `interpolation` parameters chosen on the
 training clip (`sigma_space`, `sigma_time`, with the `keep` and `mask` they were chosen at and
-the clip's name) and the training `clip` (`name`, `frames`, `height`, `width`, `fps`).
+the clip's name), the readout `smoothing` chosen there (`passes`, with the same three), and the
+training `clip` (`name`, `frames`, `height`, `width`, `fps`).
 """
 
 from __future__ import annotations
@@ -13,23 +15,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..formats.model_file import save_model
-from .baselines import InterpolationParams, tune_interpolation
+from .baselines import TUNE_SEED, InterpolationParams, tune_interpolation
 from .checkpoint import save_video_state
-from .model import VideoReconstructor
-from .reconstruct import MaskSpec, Reconstruction, reconstruct
+from .model import WARM_UP, VideoReconstructor
+from .reconstruct import MaskSpec, Reconstruction, reconstruct, tune_smoothing
 from .train import VideoTrainer
 
 
 @dataclass
 class FinishedVideoRun:
-    """The training clip's scores (against its full frames) and the interpolation chosen on it."""
+    """The training clip's scores (against its full frames), the interpolation and the smoothing
+    chosen on it."""
 
     scores: Reconstruction
     params: InterpolationParams
+    smoothing: int
     model_path: Path
 
 
-def task_metadata(trainer: VideoTrainer, params: InterpolationParams | None) -> dict:
+def task_metadata(trainer: VideoTrainer, params: InterpolationParams | None, smoothing: int | None = None) -> dict:
     cfg, clip = trainer.config, trainer.clip
     spec = MaskSpec(cfg.keep, cfg.mask_fixed).to_dict()
     task = {"pixel_channels": clip.pixel_channels, "keep": cfg.keep, "mask": spec["mask"],
@@ -38,6 +42,8 @@ def task_metadata(trainer: VideoTrainer, params: InterpolationParams | None) -> 
                      "fps": clip.fps}}
     if params is not None:
         task["interpolation"] = {**params.to_dict(), "keep": cfg.keep, "mask": spec["mask"], "tuned_on": clip.name}
+    if smoothing is not None:
+        task["smoothing"] = {"passes": smoothing, "keep": cfg.keep, "mask": spec["mask"], "tuned_on": clip.name}
     return task
 
 
@@ -50,15 +56,18 @@ def save_interrupted_video(trainer: VideoTrainer, output: str | Path, state_path
 
 def finish_video_training(trainer: VideoTrainer, output: str | Path, state_path: str | Path | None,
                           stopped: str) -> FinishedVideoRun:
-    """Choose the interpolation on the training clip, score the NCA and the baselines there (seed 0
-    masks), write the model with its task metadata, and remove the resume state."""
+    """Choose the interpolation and the NCA's smoothing on the training clip (masks of their own
+    seed), score the NCA and the baselines there (seed 0 masks), write the model with its task
+    metadata, and remove the resume state."""
     cfg, clip = trainer.config, trainer.clip
     params, _ = tune_interpolation(clip, cfg.keep, cfg.mask_fixed)
-    nca = VideoReconstructor(trainer.model.eval(), clip.pixel_channels, cfg.steps_per_frame)
-    scores = reconstruct(nca, clip, MaskSpec(cfg.keep, cfg.mask_fixed), params, params.to_dict(), with_ssim=False)
+    nca = VideoReconstructor(trainer.model.eval(), clip.pixel_channels, cfg.steps_per_frame, warm_up=WARM_UP)
+    smoothing, _ = tune_smoothing(nca, clip, MaskSpec(cfg.keep, cfg.mask_fixed, TUNE_SEED))
+    scores = reconstruct(nca.fresh(smoothing), clip, MaskSpec(cfg.keep, cfg.mask_fixed), params, params.to_dict(),
+                         with_ssim=False, smoothing={"tuned_on": clip.name})
     summary = {**trainer.summary(stopped),
                "train_clip_psnr": {k: round(v.overall_psnr, 3) for k, v in scores.tracks.items()}}
-    save_model(output, trainer.model, None, summary, kind="video", task=task_metadata(trainer, params))
+    save_model(output, trainer.model, None, summary, kind="video", task=task_metadata(trainer, params, smoothing))
     if state_path is not None and Path(state_path).exists():
         Path(state_path).unlink()
-    return FinishedVideoRun(scores, params, Path(output))
+    return FinishedVideoRun(scores, params, smoothing, Path(output))

@@ -20,10 +20,11 @@ from ..formats.frames import default_scale, open_sink
 from .baselines import Interpolation, InterpolationParams, LastSeen
 from .clips import Clip, check_frame_size
 from .masks import check_keep, frame_masks
-from .model import VideoReconstructor
+from .model import VideoReconstructor, smooth
 from .scores import ScoreTrack
 
 GAP = 2  # pixels between panels
+SMOOTHING_PASSES = (0, 1, 2, 3)  # the readout smoothings a tuning tries
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Reconstruction:
     tracks: dict[str, ScoreTrack] = field(default_factory=dict)
     steps_per_frame: int | None = None
     nca_fps: float | None = None
+    readout: dict | None = None  # the NCA's warm-up steps and smoothing, with where it was chosen
 
     @property
     def best_baseline(self) -> str:
@@ -69,7 +71,8 @@ class Reconstruction:
                 "methods": {k: v.to_dict() for k, v in self.tracks.items()}, "best_baseline": self.best_baseline}
         if "nca" in self.tracks:
             nca = self.tracks["nca"].overall_psnr
-            data.update({"steps_per_frame": self.steps_per_frame, "nca_fps": round(self.nca_fps, 1),
+            data.update({"steps_per_frame": self.steps_per_frame, "readout": self.readout,
+                         "nca_fps": round(self.nca_fps, 1),
                          "nca_minus_baseline_db": {k: round(nca - v.overall_psnr, 3)
                                                    for k, v in self.tracks.items() if k != "nca"}})
         return data
@@ -94,13 +97,30 @@ def score_baselines(clip: Clip, masks: MaskSpec, params: InterpolationParams, in
     return result
 
 
+def tune_smoothing(nca: VideoReconstructor, clip: Clip, masks: MaskSpec) -> tuple[int, dict[int, float]]:
+    """The readout smoothing (passes, of SMOOTHING_PASSES) under which the NCA scores its best PSNR
+    on `clip`: the rule runs once, every smoothing is applied to the same estimates. The fewest
+    passes win a tie. Returns it and the PSNR of each."""
+    check_frame_size(clip.size)
+    runner, tracks = nca.fresh(smoothing=0), {k: ScoreTrack(with_ssim=False) for k in SMOOTHING_PASSES}
+    for t, mask in enumerate(masks.masks(clip)):
+        frame = clip.frame(t)
+        raw = runner(frame, mask)[None]
+        for passes, track in tracks.items():
+            track.add(smooth(raw, passes)[0], frame)
+    psnrs = {k: track.overall_psnr for k, track in tracks.items()}
+    return max(SMOOTHING_PASSES, key=lambda k: (psnrs[k], -k)), psnrs
+
+
 def reconstruct(nca: VideoReconstructor, clip: Clip, masks: MaskSpec, params: InterpolationParams,
                 interpolation: dict, output: str | Path | None = None, scale: int | None = None,
-                with_ssim: bool = True) -> Reconstruction:
+                with_ssim: bool = True, smoothing: dict | None = None) -> Reconstruction:
     """Score the baselines, then run the NCA over the clip, score it, and write the side-by-side
-    video to `output` (.mp4, .gif) if given."""
+    video to `output` (.mp4, .gif) if given. `smoothing` says how the NCA's smoothing was chosen
+    (for the JSON)."""
     result = score_baselines(clip, masks, params, interpolation, with_ssim)
     result.steps_per_frame = nca.steps
+    result.readout = {"warm_up": nca.warm_up, "smoothing": {"passes": nca.smoothing, **(smoothing or {})}}
     best, track = baseline_methods(params)[result.best_baseline], ScoreTrack(with_ssim=with_ssim)
     H, W = clip.size
     scale = scale or default_scale(H, 4 * W)
