@@ -118,6 +118,11 @@ def write_scores(result: Reconstruction, json_path: Optional[Path], plot: Option
         save_psnr_plot(plot, {k: v.psnr for k, v in result.tracks.items()}, result.clip.fps)
 
 
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """'1 step', '2 steps'."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
 def print_scores(result: Reconstruction) -> None:
     H, W = result.clip.size
     out.print(f"{result.clip.name}: {len(result.clip)} frames of {H}x{W}, keep {result.masks.keep:g} "
@@ -128,8 +133,8 @@ def print_scores(result: Reconstruction) -> None:
     if result.nca_fps is not None:
         readout = result.readout or {}
         passes = readout.get("smoothing", {}).get("passes", 0)
-        out.print(f"  NCA: {result.steps_per_frame} steps per frame ({readout.get('warm_up', 0)} more on the first), "
-                  f"read out smoothed {passes} {'pass' if passes == 1 else 'passes'}, "
+        out.print(f"  NCA: {counted(result.steps_per_frame, 'step')} per frame ({readout.get('warm_up', 0)} more on "
+                  f"the first), read out smoothed {counted(passes, 'pass', 'passes')}, "
                   f"{result.nca_fps:.0f} frames per second")
 
 
@@ -251,8 +256,8 @@ def report_training(trainer: VideoTrainer, stopped: str, finished) -> None:
         out.print(f"The time budget came first: the learning rate dropped at iteration {trainer.decay_from} "
                   f"instead of {trainer.config.lr_decay_at}")
     out.print(f"Chosen on the clip: interpolation sigma {finished.params.sigma_space:g} px, "
-              f"{finished.params.sigma_time:g} frames; the NCA's readout smoothed {finished.smoothing} "
-              f"{'pass' if finished.smoothing == 1 else 'passes'}. Against the clip's full frames:")
+              f"{finished.params.sigma_time:g} frames; the NCA's readout smoothed "
+              f"{counted(finished.smoothing, 'pass', 'passes')}. Against the clip's full frames:")
     print_scores(finished.scores)
 
 
