@@ -61,7 +61,7 @@ def check_outputs(video: Optional[Path], json_path: Optional[Path], plot: Option
         raise NCAError(f"the scores are written as .json, got {json_path}")
 
 
-def choose_interpolation(clip: Clip, masks: MaskSpec, tune_on: Optional[Path], sigma_space: Optional[float],
+def choose_interpolation(clip: Clip, masks: MaskSpec, tune_on: Optional[Clip], sigma_space: Optional[float],
                          sigma_time: Optional[float], stored: dict | None) -> tuple[InterpolationParams, dict]:
     """The interpolation's parameters: given, chosen on --tune-on, or stored in the model (if chosen
     at this keep and mask kind). Returns them and how they were chosen (for the JSON)."""
@@ -71,14 +71,14 @@ def choose_interpolation(clip: Clip, masks: MaskSpec, tune_on: Optional[Path], s
         params = InterpolationParams(sigma_space, sigma_time)
         return params, {**params.to_dict(), "tuned_on": None}
     if tune_on is not None or stored is None:
-        source = tuning_clip(clip, tune_on)
+        source = clip if tune_on is None else tune_on
         params, _ = tune_interpolation(source, masks.keep, masks.fixed)
         return params, {**params.to_dict(), **tuned_at(source, masks)}
     check_tuned_at(stored, masks, "interpolation parameters were", "--sigma-space and --sigma-time")
     return InterpolationParams(stored["sigma_space"], stored["sigma_time"]), stored
 
 
-def choose_smoothing(nca: VideoReconstructor, clip: Clip, masks: MaskSpec, tune_on: Optional[Path],
+def choose_smoothing(nca: VideoReconstructor, clip: Clip, masks: MaskSpec, tune_on: Optional[Clip],
                      given: Optional[int], stored: dict | None) -> tuple[int, dict]:
     """The NCA's readout smoothing (passes), as the interpolation's parameters are chosen: given,
     chosen on --tune-on, or stored in the model (if chosen at this keep and mask kind); a model
@@ -86,15 +86,16 @@ def choose_smoothing(nca: VideoReconstructor, clip: Clip, masks: MaskSpec, tune_
     if given is not None:
         return given, {"tuned_on": None}
     if tune_on is not None or stored is None:
-        source = tuning_clip(clip, tune_on)
+        source = clip if tune_on is None else tune_on
         passes, _ = tune_smoothing(nca, source, MaskSpec(masks.keep, masks.fixed, TUNE_SEED))
         return passes, tuned_at(source, masks)
     check_tuned_at(stored, masks, "readout smoothing was", "--smoothing")
     return int(stored["passes"]), {k: v for k, v in stored.items() if k != "passes"}
 
 
-def tuning_clip(clip: Clip, tune_on: Optional[Path]) -> Clip:
-    return open_clip(tune_on, None, None).with_channels(clip.pixel_channels) if tune_on else clip
+def open_tuning_clip(tune_on: Optional[Path], clip: Clip) -> Optional[Clip]:
+    """The --tune-on clip, in the channels of the clip it tunes for."""
+    return open_clip(tune_on, None, None).with_channels(clip.pixel_channels) if tune_on else None
 
 
 def tuned_at(source: Clip, masks: MaskSpec) -> dict:
@@ -310,11 +311,12 @@ def reconstruct(
     source = open_clip(clip, size, frames).with_channels(int(task["pixel_channels"]))
     masks = MaskSpec(task["keep"] if keep is None else keep,
                      task["mask"] == "fixed" if mask_fixed is None else mask_fixed, seed)
-    params, how = choose_interpolation(source, masks, tune_on, sigma_space, sigma_time, task.get("interpolation"))
+    tuning = open_tuning_clip(tune_on, source)
+    params, how = choose_interpolation(source, masks, tuning, sigma_space, sigma_time, task.get("interpolation"))
     nca = VideoReconstructor(loaded.model, source.pixel_channels,
                              int(task["steps_per_frame"]) if steps_per_frame is None else steps_per_frame,
                              warm_up=warm_up, smoothing=smoothing or 0)
-    passes, smoothed = choose_smoothing(nca, source, masks, tune_on, smoothing, task.get("smoothing"))
+    passes, smoothed = choose_smoothing(nca, source, masks, tuning, smoothing, task.get("smoothing"))
     result = run_reconstruct(nca.fresh(passes), source, masks, params, how, output, scale, smoothing=smoothed)
     write_scores(result, json_path, plot)
     print_scores(result)
@@ -345,7 +347,7 @@ def baseline(
     check_outputs(None, json_path, plot)
     source = open_clip(clip, size, frames)
     masks = MaskSpec(keep, mask_fixed, seed)
-    params, how = choose_interpolation(source, masks, tune_on, sigma_space, sigma_time, None)
+    params, how = choose_interpolation(source, masks, open_tuning_clip(tune_on, source), sigma_space, sigma_time, None)
     result = score_baselines(source, masks, params, how)
     write_scores(result, json_path, plot)
     print_scores(result)
