@@ -73,7 +73,7 @@ def choose_interpolation(clip: Clip, masks: MaskSpec, tune_on: Optional[Clip], s
     if tune_on is not None or stored is None:
         source = clip if tune_on is None else tune_on
         params, _ = tune_interpolation(source, masks.keep, masks.fixed)
-        return params, {**params.to_dict(), **tuned_at(source, masks)}
+        return params, {**params.to_dict(), **masks.chosen_on(source.name)}
     check_tuned_at(stored, masks, "interpolation parameters were", "--sigma-space and --sigma-time")
     return InterpolationParams(stored["sigma_space"], stored["sigma_time"]), stored
 
@@ -88,7 +88,7 @@ def choose_smoothing(nca: VideoReconstructor, clip: Clip, masks: MaskSpec, tune_
     if tune_on is not None or stored is None:
         source = clip if tune_on is None else tune_on
         passes, _ = tune_smoothing(nca, source, MaskSpec(masks.keep, masks.fixed, TUNE_SEED))
-        return passes, tuned_at(source, masks)
+        return passes, masks.chosen_on(source.name)
     check_tuned_at(stored, masks, "readout smoothing was", "--smoothing")
     return int(stored["passes"]), {k: v for k, v in stored.items() if k != "passes"}
 
@@ -96,10 +96,6 @@ def choose_smoothing(nca: VideoReconstructor, clip: Clip, masks: MaskSpec, tune_
 def open_tuning_clip(tune_on: Optional[Path], clip: Clip) -> Optional[Clip]:
     """The --tune-on clip, in the channels of the clip it tunes for."""
     return open_clip(tune_on, None, None).with_channels(clip.pixel_channels) if tune_on else None
-
-
-def tuned_at(source: Clip, masks: MaskSpec) -> dict:
-    return {"tuned_on": source.name, "keep": masks.keep, "mask": masks.to_dict()["mask"]}
 
 
 def check_tuned_at(stored: dict, masks: MaskSpec, what: str, instead: str) -> None:
@@ -132,9 +128,8 @@ def print_scores(result: Reconstruction) -> None:
         ssim = "" if track.overall_ssim is None else f", SSIM {track.overall_ssim:.3f}"
         out.print(f"  {name.replace('_', ' '):<14} PSNR {track.overall_psnr:6.2f} dB{ssim}")
     if result.nca_fps is not None:
-        readout = result.readout or {}
-        passes = readout.get("smoothing", {}).get("passes", 0)
-        out.print(f"  NCA: {counted(result.steps_per_frame, 'step')} per frame ({readout.get('warm_up', 0)} more on "
+        warm_up, passes = result.readout["warm_up"], result.readout["smoothing"]["passes"]
+        out.print(f"  NCA: {counted(result.steps_per_frame, 'step')} per frame ({warm_up} more on "
                   f"the first), read out smoothed {counted(passes, 'pass', 'passes')}, "
                   f"{result.nca_fps:.0f} frames per second")
 
@@ -315,7 +310,7 @@ def reconstruct(
     params, how = choose_interpolation(source, masks, tuning, sigma_space, sigma_time, task.get("interpolation"))
     nca = VideoReconstructor(loaded.model, source.pixel_channels,
                              int(task["steps_per_frame"]) if steps_per_frame is None else steps_per_frame,
-                             warm_up=warm_up, smoothing=smoothing or 0)
+                             warm_up=warm_up)
     passes, smoothed = choose_smoothing(nca, source, masks, tuning, smoothing, task.get("smoothing"))
     result = run_reconstruct(nca.fresh(passes), source, masks, params, how, output, scale, smoothing=smoothed)
     write_scores(result, json_path, plot)

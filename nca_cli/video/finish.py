@@ -35,15 +35,15 @@ class FinishedVideoRun:
 
 def task_metadata(trainer: VideoTrainer, params: InterpolationParams | None, smoothing: int | None = None) -> dict:
     cfg, clip = trainer.config, trainer.clip
-    spec = MaskSpec(cfg.keep, cfg.mask_fixed).to_dict()
-    task = {"pixel_channels": clip.pixel_channels, "keep": cfg.keep, "mask": spec["mask"],
+    masks = MaskSpec(cfg.keep, cfg.mask_fixed)
+    task = {"pixel_channels": clip.pixel_channels, "keep": cfg.keep, "mask": masks.to_dict()["mask"],
             "steps_per_frame": cfg.steps_per_frame,
             "clip": {"name": clip.name, "frames": len(clip), "height": clip.size[0], "width": clip.size[1],
                      "fps": clip.fps}}
     if params is not None:
-        task["interpolation"] = {**params.to_dict(), "keep": cfg.keep, "mask": spec["mask"], "tuned_on": clip.name}
+        task["interpolation"] = {**params.to_dict(), **masks.chosen_on(clip.name)}
     if smoothing is not None:
-        task["smoothing"] = {"passes": smoothing, "keep": cfg.keep, "mask": spec["mask"], "tuned_on": clip.name}
+        task["smoothing"] = {"passes": smoothing, **masks.chosen_on(clip.name)}
     return task
 
 
@@ -63,8 +63,9 @@ def finish_video_training(trainer: VideoTrainer, output: str | Path, state_path:
     params, _ = tune_interpolation(clip, cfg.keep, cfg.mask_fixed)
     nca = VideoReconstructor(trainer.model.eval(), clip.pixel_channels, cfg.steps_per_frame, warm_up=WARM_UP)
     smoothing, _ = tune_smoothing(nca, clip, MaskSpec(cfg.keep, cfg.mask_fixed, TUNE_SEED))
-    scores = reconstruct(nca.fresh(smoothing), clip, MaskSpec(cfg.keep, cfg.mask_fixed), params, params.to_dict(),
-                         with_ssim=False, smoothing={"tuned_on": clip.name})
+    masks = MaskSpec(cfg.keep, cfg.mask_fixed)
+    scores = reconstruct(nca.fresh(smoothing), clip, masks, params, params.to_dict(), with_ssim=False,
+                         smoothing=masks.chosen_on(clip.name))
     summary = {**trainer.summary(stopped),
                "train_clip_psnr": {k: round(v.overall_psnr, 3) for k, v in scores.tracks.items()}}
     save_model(output, trainer.model, None, summary, kind="video", task=task_metadata(trainer, params, smoothing))

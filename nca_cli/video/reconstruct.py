@@ -45,6 +45,11 @@ class MaskSpec:
     def to_dict(self) -> dict:
         return {"keep": self.keep, "mask": "fixed" if self.fixed else "random", "seed": self.seed}
 
+    def chosen_on(self, clip_name: str) -> dict:
+        """Where a setting was chosen (for the model file and the JSON): the clip, at this keep and
+        mask kind."""
+        return {"tuned_on": clip_name, "keep": self.keep, "mask": self.to_dict()["mask"]}
+
 
 @dataclass
 class Reconstruction:
