@@ -111,6 +111,22 @@ def test_the_camera_orbits(tiny_3d, tmp_path):
     assert np.array_equal(a[0], b[0]) and not np.array_equal(a[-1], b[-1])
 
 
+def test_grow_a_voxel_body_from_seed_cells_placed_or_at_random(tiny_3d, tmp_path):
+    path, _ = tiny_3d
+    placed = tmp_path / "placed.npy"
+    result = invoke("grow", path, "--seed-at", "2,3,4", "--seed-at", "5,1,6", "--steps", "2", "-o", placed)
+    assert result.exit_code == 0, result.output
+    start = np.load(placed)[0]  # (D, H, W, C): the seeds alone, channels 3.. at 1
+    assert sorted(map(tuple, np.argwhere(start[..., 3] > 0).tolist())) == [(2, 3, 4), (5, 1, 6)]
+    assert np.all(start[2, 3, 4, 3:] == 1) and np.all(start[..., :3] == 0)
+    assert "Where the body fits the target best (the target moved by " in result.output
+    drawn = tmp_path / "drawn.npy"
+    assert invoke("grow", path, "--seed-cells", "3", "--steps", "0", "-o", drawn).exit_code == 0
+    seeds = np.argwhere(np.load(drawn)[0][..., 3] > 0)
+    solid = load_model(path).target.rgba[..., 3].numpy() > 0.5
+    assert len(seeds) == 3 and all(solid[tuple(p)] for p in seeds)  # on the body's solid voxels
+
+
 @pytest.mark.parametrize("suffix", [".ply", ".obj", ".vox"])
 def test_grow_writes_the_body(tiny_3d, tmp_path, suffix):
     path, _ = tiny_3d
@@ -232,6 +248,9 @@ def test_3d_options_on_a_picture_model(tmp_path, args, message):
     (["grow", "--grid", "40x40", "-o", "g.png"], "Error: a 3D model runs on a grid of 3 sides (DxHxW), got 40x40"),
     (["rotate", "--axis", "w", "-o", "r.png"], "Error: --axis must be one of x, y, z, got 'w'"),
     (["damage", "--center", "1,2", "-o", "d.png"], "Error: position 1,2 has 2 coordinates; this grid has 3 (D,H,W)"),
+    (["grow", "--seed-at", "1,2", "-o", "g.npy"],
+     "Error: invalid --seed-at '1,2': expected DEPTH,ROW,COL in cells, e.g. 4,10,10"),
+    (["grow", "--seed-at", "1,2,8", "-o", "g.npy"], "Error: seed position 1,2,8 is off the 8x8x8 grid"),
 ])
 def test_picture_options_on_a_3d_model(tiny_3d, tmp_path, args, message):
     result = invoke(args[0], tiny_3d[0], *args[1:])

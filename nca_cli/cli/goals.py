@@ -20,7 +20,7 @@ from .console import out
 TargetOpt = Annotated[Optional[str], typer.Option("--target", help="Conditional model: the goal to grow, by emoji, file name or number (default: its first).")]
 SwitchOpt = Annotated[Optional[list[str]], typer.Option("--switch", help="Conditional model: switch to another goal at a step, STEP:GOAL (repeatable).")]
 PaintOpt = Annotated[Optional[list[str]], typer.Option("--paint", help=f"Conditional model: a half of the grid senses another goal, REGION:GOAL, REGION {', '.join(REGIONS)} (repeatable).")]
-SeedAtOpt = Annotated[Optional[list[str]], typer.Option("--seed-at", help="Start from a seed cell at ROW,COL in cells (repeatable) instead of the centre.")]
+SeedAtOpt = Annotated[Optional[list[str]], typer.Option("--seed-at", help="Start from a seed cell at ROW,COL in cells (DEPTH,ROW,COL for a voxel body; repeatable) instead of the centre.")]
 SeedCellsOpt = Annotated[Optional[int], typer.Option("--seed-cells", help="Start from N seed cells at random solid cells of the target, or anywhere on a --grid of another size (placed by --seed).")]
 MAX_RUN_SEED_CELLS = 100_000  # seeds of a run (training draws at most MAX_SEED_CELLS per sample)
 
@@ -59,22 +59,26 @@ def plan_goals(loaded: LoadedModel, target: str | None, switch: list[str] | None
     return plan
 
 
-def parse_seed_at(text: str) -> tuple[int, int]:
-    """--seed-at '30,30' -> (30, 30): row, column in cells."""
-    found = re.fullmatch(r"\s*(-?\d+)\s*,\s*(-?\d+)\s*", text)
-    if not found:
-        raise NCAError(f"invalid --seed-at {text!r}: expected ROW,COL in cells, e.g. 30,30")
-    return int(found.group(1)), int(found.group(2))
+def parse_seed_at(text: str, dims: int = 2) -> tuple[int, ...]:
+    """--seed-at '30,30' -> (30, 30): row, column in cells (depth, row, column for a voxel body)."""
+    found = re.fullmatch(r"\s*-?\d+\s*(,\s*-?\d+\s*)*", text)
+    numbers = tuple(int(v) for v in text.split(",")) if found else ()
+    if len(numbers) != dims:
+        expected = "ROW,COL in cells, e.g. 30,30" if dims == 2 else "DEPTH,ROW,COL in cells, e.g. 4,10,10"
+        raise NCAError(f"invalid --seed-at {text!r}: expected {expected}")
+    return numbers
 
 
-def seeded_state(loaded: LoadedModel, shape: tuple[int, int], seed_at: list[str] | None, count: int | None,
+def seeded_state(loaded: LoadedModel, shape: tuple[int, ...], seed_at: list[str] | None, count: int | None,
                  seed: int) -> torch.Tensor | None:
-    """The start that --seed-at or --seed-cells asks for (None: neither, the centre seed). -> (1, H, W, C)"""
+    """The start that --seed-at or --seed-cells asks for on a grid of `shape` (None: neither, the
+    centre seed). -> (1, *shape, C)"""
     config, device = loaded.model.config, loaded.device
     if seed_at and count is not None:
         raise NCAError("give seed cells either where (--seed-at) or how many at random (--seed-cells), not both")
     if seed_at:
-        return seed_cells(config, shape, torch.tensor([parse_seed_at(t) for t in seed_at], device=device))
+        return seed_cells(config, shape, torch.tensor([parse_seed_at(t, len(shape)) for t in seed_at],
+                                                       device=device))
     if count is None:
         return None
     if not 1 <= count <= MAX_RUN_SEED_CELLS:
@@ -85,11 +89,6 @@ def seeded_state(loaded: LoadedModel, shape: tuple[int, int], seed_at: list[str]
     else:  # a world of another size: anywhere on it
         cells = random_grid_cells(shape, count, generator)
     return seed_cells(config, shape, cells.to(device))
-
-
-def centre_or(seeded: torch.Tensor | None, loaded: LoadedModel, shape: tuple[int, int]) -> torch.Tensor:
-    """The seeded start, or the one seed in the centre. -> (1, H, W, C)"""
-    return seeded if seeded is not None else seed_state(loaded.model.config, *shape, device=loaded.device)
 
 
 def loss_trace(loaded: LoadedModel, plan: GoalPlan | None, losses: list[float]):
@@ -115,8 +114,8 @@ def report_run(loaded: LoadedModel, plan: GoalPlan | None, x: torch.Tensor, loss
     out.print(f"Loss against the target{named}: {float(rgba_loss(x, rgba)[0]):.5f}")
     if several_seeds:
         placed, offset = placed_loss(x, rgba, placement_reach(loaded.target))
-        dy, dx = offset[0].tolist()
-        out.print(f"Where the body fits the target best (the target moved by {dy},{dx} cells): {float(placed[0]):.5f}")
+        moved = ",".join(map(str, offset[0].tolist()))
+        out.print(f"Where the body fits the target best (the target moved by {moved} cells): {float(placed[0]):.5f}")
     for step, goal in (plan.switches if plan is not None and losses else ()):
         name = loaded.goals.names[goal]
         reached = steps_below(losses, step, SWITCH_THRESHOLD)

@@ -111,7 +111,7 @@ def grow(
     loaded = open_model(model, device)
     x = start_state(None, loaded, parse_grid(grid), options)
     plan = plan_goals(loaded, target, switch, paint, steps, tuple(x.shape[1:3]))
-    seeded = seeded_state(loaded, tuple(x.shape[1:3]), seed_at, seed_cells, seed)
+    seeded = seeded_state(loaded, tuple(x.shape[1:-1]), seed_at, seed_cells, seed)
     x = x if seeded is None else seeded
     loaded = loaded.with_goal(plan.goal_at(steps - 1)) if plan is not None else loaded
     losses: list[float] = []
