@@ -31,6 +31,9 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: not found: {tmp_path / 'missing.png'} (give an emoji, a picture, a model")
     assert invoke("🦎🦋", *TINY).output == "Error: '🦎🦋' is not one emoji\n"
+    assert invoke("🦋", *TINY, "--size", "0").output == "Error: target size must be at least 4 pixels, got 0\n"
+    assert invoke(*TINY, "--size", "-5").output == "Error: target size must be at least 4 pixels, got -5\n"
+    assert invoke("🦋", *TINY, "--pad", "-1").output == "Error: padding must not be negative, got -1\n"
     assert invoke("🦎", "--port", "70000", *TINY).output == "Error: port must be between 0 and 65535, got 70000\n"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -40,7 +43,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
     assert result.exit_code == 1 and result.output.startswith(f"Error: cannot serve on 127.0.0.1:{port}: ")
     rule = tmp_path / "rule.safetensors"
     save_model(rule, NCA(NCAConfig(channels=8, hidden=16)), None, {}, kind="rule")
-    assert invoke(rule, *TINY).output == f"Error: {rule} holds a rule model; training in the studio needs a image model\n"
+    assert invoke(rule, *TINY).output == f"Error: {rule} holds a rule model; training in the studio needs an image model\n"
 
 
 def start(args: list[str], cwd) -> tuple[subprocess.Popen, str, str]:

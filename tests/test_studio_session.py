@@ -195,7 +195,7 @@ def test_model_uploads_go_through_the_validated_loader(tmp_path, disc_target):
     with pytest.raises(NCAError, match=r"not an nca model file \(.safetensors\)"):
         uploaded_model(b"[[1, 2], [3]]")
     save_model(tmp_path / "rule.safetensors", trainer.result, disc_target, {}, kind="rule")
-    with pytest.raises(NCAError, match="holds a rule model; training in the studio needs a image model"):
+    with pytest.raises(NCAError, match="holds a rule model; training in the studio needs an image model"):
         uploaded_model((tmp_path / "rule.safetensors").read_bytes())
 
 

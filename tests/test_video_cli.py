@@ -63,6 +63,16 @@ def test_clip_writes_the_frames_asked_for(clips):
     assert frames.shape == (20, 16, 16, 3)
 
 
+def test_a_gif_clip_says_the_rate_it_stores(tmp_path):
+    # A GIF's delays are whole hundredths of a second: 30 fps is stored as 3/100 s, 33.33 fps.
+    result = invoke("video", "clip", "camera", "--frames", "3", "--size", "16x16", "-o", tmp_path / "c.gif")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"Wrote {tmp_path / 'c.gif'}: 3 frames of 16x16 at 33.33 fps (the nearest to 30 that a GIF stores)"
+    assert iio.immeta(tmp_path / "c.gif")["duration"] == 30
+    result = invoke("video", "clip", "camera", "--frames", "3", "--size", "16x16", "--fps", "25", "-o", tmp_path / "d.gif")
+    assert result.output.strip().endswith("at 25 fps") and iio.immeta(tmp_path / "d.gif")["duration"] == 40
+
+
 def test_train_writes_a_video_model_with_its_task(trained, clips):
     loaded = load_model(trained)
     loaded.expect("video", "reconstructing video")
@@ -168,7 +178,7 @@ def test_bad_input_is_one_line_and_nothing_is_written(trained, clips, tmp_path):
         (["video", "reconstruct", trained, coffee, "--keep", "1.5", "-o", out], "Error: --keep must be in (0, 1], got 1.5"),
         (["video", "train", coffee, "--keep", "-0.1", "-o", tmp_path / "m.safetensors"], "Error: --keep must be in (0, 1], got -0.1"),
         (["video", "reconstruct", "lizard", coffee, "-o", out],
-         f"Error: {lizard} holds a image model; reconstructing video needs a video model"),
+         f"Error: {lizard} holds an image model; reconstructing video needs a video model"),
         (["video", "reconstruct", trained, coffee, "--size", "4x6", "-o", out],
          "Error: frames of 4x6 pixels are too small: video needs at least 8x8"),
         (["video", "train", coffee, "--crop", "24", "-o", tmp_path / "m.safetensors"],
@@ -179,6 +189,22 @@ def test_bad_input_is_one_line_and_nothing_is_written(trained, clips, tmp_path):
         (["video", "reconstruct", trained, coffee, "--warm-up", "-1", "-o", out], "Error: warm-up steps must be at least 0, got -1"),
         (["video", "reconstruct", trained, coffee, "--smoothing", "-1", "--json", scores],
          "Error: smoothing passes must be at least 0, got -1"),
+        (["video", "reconstruct", trained, coffee, "--scale", "-1", "-o", out], "Error: --scale must be between 1 and 8192, got -1"),
+        (["video", "reconstruct", trained, coffee, "--scale", "0", "-o", out], "Error: --scale must be between 1 and 8192, got 0"),
+        (["video", "reconstruct", trained, coffee, "-o", tmp_path / "o.png"],
+         f"Error: the side-by-side video is written as .mp4 or .gif, got {tmp_path / 'o.png'}"),
+        (["video", "clip", "camera", "--fps", "0", "-o", tmp_path / "c.mp4"],
+         "Error: --fps must be a number above 0 and at most 240, got 0.0"),
+        (["video", "train", coffee, "--hidden-channels", "-1", "-o", tmp_path / "m.safetensors"],
+         "Error: --hidden-channels must be between 0 and 1017, got -1"),
+        (["video", "train", coffee, "--bands", "0", "-o", tmp_path / "m.safetensors"],
+         "Error: --bands must be between 1 and 64 with learned perception, got 0"),
+        (["video", "train", coffee, "--fire-rate", "0", "-o", tmp_path / "m.safetensors"],
+         "Error: --fire-rate must be in (0, 1], got 0.0"),
+        (["video", "train", coffee, "--lr-decay-at", "-5", "-o", tmp_path / "m.safetensors"],
+         "Error: --lr-decay-at must not be negative, got -5"),
+        (["video", "train", coffee, "--checkpoint-every", "-1", "-o", tmp_path / "m.safetensors"],
+         "Error: --checkpoint-every must not be negative, got -1"),
     ]
     for args, line in cases:
         assert error_line(invoke(*args)) == line, args

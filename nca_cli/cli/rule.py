@@ -10,13 +10,13 @@ import typer
 from rich.progress import TextColumn
 
 from ..engine import NCA
-from ..errors import NCAError
+from ..errors import InvalidOption, NCAError
 from ..formats.atomic import atomic_output
-from ..formats.frames import check_output_path, default_scale, open_sink
+from ..formats.frames import check_frame_options, check_output_path, default_scale, open_sink
 from ..rules import parse_rule
 from ..rules.golly import check_rule_name, rule_file
 from ..rules.learn import LearnConfig, learn
-from ..rules.notation import LifeLike, WireWorld
+from ..rules.notation import NAMES, LifeLike, WireWorld
 from ..rules.observed import load_runs, observe, simulated_runs
 from ..rules.readback import read_back
 from ..rules.report import agreement_lines, describe, fit_lines, unconstrained_lines
@@ -35,7 +35,7 @@ RUN_OUTPUTS = (".gif", ".mp4", ".png", ".npy", ".rle")
 @rule_app.command("learn")
 @user_errors
 def learn_command(
-    rule: Optional[str] = typer.Argument(None, help="The hand-written rule to learn: B/S (B3/S23), Generations (B2/S/C3, /2/3), Hensel (B2-a/S12) or a name (life, highlife, seeds, daynight, brians-brain, wireworld)."),
+    rule: Optional[str] = typer.Argument(None, help=f"The hand-written rule to learn: B/S (B3/S23), Generations (B2/S/C3, /2/3), Hensel (B2-a/S12) or a name ({', '.join(NAMES)})."),
     output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.safetensors)."),
     from_: Optional[Path] = typer.Option(None, "--from", help="Learn from observed runs instead: an .npy of integer states, (T, H, W) or (N, T, H, W)."),
     states: Optional[int] = typer.Option(None, "--states", help="With --from: the rule's number of states (default: the highest seen + 1)."),
@@ -57,13 +57,14 @@ def learn_command(
     if output.suffix != ".safetensors":
         raise NCAError(f"output must be a .safetensors file, got {output}")
     check_padding(padding)
+    budget = parse_duration(time_budget)
     config = LearnConfig(bands=bands, hidden=hidden, attempts=attempts, iterations=iterations, seed=seed)
     source, runs, n_states, origin = _learning_data(rule, from_, states, padding, soup_count, size, steps, seed)
     observed = observe(runs, n_states, padding)
     N, T, H, W = runs.shape
     out.print(f"{origin}: {N} runs of {T} states on {H}x{W} ({padding} edges), {observed.transitions:,} transitions, "
               f"{len(observed.codes):,} distinct neighbourhoods")
-    result, stop = _learn_with_progress(observed, config, padding, parse_duration(time_budget))
+    result, stop = _learn_with_progress(observed, config, padding, budget)
     readback = read_back(result.model, observed.codes)
     task = RuleTask(states=n_states, padding=padding, seen=observed.codes, source=None if source is None else source.notation,
                     learned_from="soups" if from_ is None else str(from_),
@@ -89,8 +90,12 @@ def learn_command(
 
 def _learning_data(rule, from_, states, padding, soup_count, size, steps, seed):
     """The runs to learn from: the hand-written rule's soups, or the --from file."""
-    if (rule is None) == (from_ is None):
+    if rule is None and from_ is None:
+        raise NCAError("give a rule to learn (e.g. B3/S23), or --from with observed runs")
+    if rule is not None and from_ is not None:
         raise NCAError("give either a rule to learn (e.g. B3/S23) or --from with observed runs, not both")
+    if states is not None and from_ is None:
+        raise NCAError("--states is for runs read with --from; a hand-written rule has its own number of states")
     if from_ is not None:
         runs, n_states = load_runs(from_, states)
         return None, runs, n_states, f"Read {from_}"
@@ -160,18 +165,19 @@ def run_command(
     scale: Optional[int] = typer.Option(None, "--scale", help="Pixels per cell (default: at least 256 px)."),
     fps: float = typer.Option(30.0, "--fps", help="Frames per second of a video."),
     seed: int = typer.Option(0, "--seed", help="Random seed for the soups."),
-    device: str = typer.Option("cpu", "--device", help="auto, cpu, cuda or mps."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
 ):
     """Run a learned (or, with --rule, a hand-written) rule from a pattern or random soups.
 
     Example: nca rule run life.safetensors --pattern glider.rle --steps 200 -o glider.gif
     """
+    check_frame_options(scale, fps)
+    if every < 1:
+        raise InvalidOption("every", f"must be at least 1, got {every}")
     source, label, default_padding, seen = _run_source(model, rule, device)
     loaded = load_rle(pattern) if pattern is not None else None
     edges = check_padding(padding or (loaded.padding if loaded and loaded.padding else default_padding))
     grids = _start(loaded, grid, runs, density, seed, states_of_source(source))
-    if every < 1:
-        raise NCAError(f"every must be at least 1, got {every}")
     suffix = _check_run_output(output)
     keep = suffix in (".gif", ".mp4", ".png", ".npy")
     check_run(source, grids.size, steps, (steps // every + 1 if keep else 0) + (steps + 1 if against else 0))
@@ -201,7 +207,9 @@ def run_command(
 
 
 def _run_source(model, rule, device):
-    if (model is None) == (rule is None):
+    if model is None and rule is None:
+        raise NCAError("give a learned rule's model file, or --rule with a hand-written rule")
+    if model is not None and rule is not None:
         raise NCAError("give either a learned rule's model file or --rule with a hand-written rule, not both")
     if rule is not None:
         parsed = parse_rule(rule)
@@ -249,7 +257,7 @@ def _write_run(output, suffix, frames, last, source, seen, padding, scale, fps):
             Path(tmp).write_text(format_rle(last[0], notation, padding, states=states))
     else:
         H, W = last.shape[1:]
-        with open_sink(output, len(frames), fps, scale or default_scale(H, W)) as sink:
+        with open_sink(output, len(frames), fps, default_scale(H, W) if scale is None else scale) as sink:
             for frame in frames:
                 sink.add(render(frame[0]), frame[0])
 
@@ -278,8 +286,9 @@ def export_command(
         with atomic_output(output) as tmp:
             Path(tmp).write_text(readback.rule.notation + "\n")
     elif fmt == "golly":
-        if output is None:
-            raise NCAError("--format golly needs -o Name.rule (Golly finds a rule by its file name)")
+        if output is None or output.suffix != ".rule":
+            raise NCAError("--format golly needs -o Name.rule (Golly finds a rule by its file name)"
+                           + ("" if output is None else f", got {output}"))
         rule_name = check_rule_name(name or output.stem)
         origin = f"soups of {task.source}" if task.source else task.learned_from
         text = rule_file(readback.rule, rule_name, f"Learned by nca from {origin}; read back as {readback.rule.notation}.")

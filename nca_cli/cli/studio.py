@@ -15,6 +15,7 @@ from ..formats.atomic import check_writable
 from ..runtime import pick_device
 from ..studio import Session, open_run
 from ..studio.security import DEFAULT_HOST
+from ..targets.images import check_fit
 from ..training import MODES, TrainConfig
 from ..training.resume import resume_path
 from .console import err, out, stop_on_ctrl_c, user_errors
@@ -31,7 +32,7 @@ def studio(
     host: str = typer.Option(DEFAULT_HOST, "--host", help="Address to serve on; anything but 127.0.0.1 lets others reach the page (they still need the token)."),
     no_browser: bool = typer.Option(False, "--no-browser", help="Only print the URL; do not open a browser."),
     folder: Path = typer.Option(Path("."), "--folder", help="Where saved models and the resumable state are written."),
-    size: int = typer.Option(40, "--size", help="Target size in cells (longer side), also for pictures sent by the page (default: a continued model's)."),
+    size: int = typer.Option(40, "--size", help="Target size in cells (longer side) of a new target and of pictures the page sends; a continued model keeps its own grid (and, unless given, its size for pictures)."),
     pad: int = typer.Option(16, "--pad", help="Empty cells around the target: the grid is size + 2*pad."),
     mode: str = typer.Option("regen", "--mode", help=f"Experiment: {', '.join(MODES)}."),
     batch: int = typer.Option(TrainConfig.batch, "--batch", help="Samples per iteration."),
@@ -49,6 +50,7 @@ def studio(
 
     Example: nca studio 🦋 --no-browser
     """
+    check_fit(size, pad)
     count = min(TrainConfig.damage_count, batch - 1) if damage_count is None else damage_count
     recipe = TrainConfig(mode=mode, batch=batch, pool_size=pool_size, steps_min=steps_min, steps_max=steps_max,
                          lr=lr, damage_count=count, seed=seed)

@@ -10,9 +10,9 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import TextColumn
 
-from ..errors import NCAError
+from ..errors import InvalidOption, NCAError
 from ..formats.atomic import atomic_output
-from ..formats.frames import check_output_path
+from ..formats.frames import check_frame_options, gif_rate
 from ..formats.model_file import load_model
 from ..runtime import pick_device
 from ..training import resume_path
@@ -51,9 +51,11 @@ def open_clip(path: Path, size: Optional[str], frames: Optional[int]) -> Clip:
     return clip
 
 
-def check_outputs(video: Optional[Path], json_path: Optional[Path], plot: Optional[Path]) -> None:
-    """Refuse unusable output names before any work."""
-    if video is not None and check_output_path(video) not in (".mp4", ".gif"):
+def check_outputs(video: Optional[Path], json_path: Optional[Path], plot: Optional[Path],
+                  scale: Optional[int] = None) -> None:
+    """Refuse unusable output names (and the video's pixel scale) before any work."""
+    check_frame_options(scale)
+    if video is not None and video.suffix.lower() not in (".mp4", ".gif"):
         raise NCAError(f"the side-by-side video is written as .mp4 or .gif, got {video}")
     if plot is not None and plot.suffix.lower() != ".png":
         raise NCAError(f"the plot is written as .png, got {plot}")
@@ -152,9 +154,12 @@ def clip(
     """
     if output.suffix.lower() not in (".mp4", ".gif"):
         raise NCAError(f"a clip is written as .mp4 or .gif, got {output}")
+    check_frame_options(fps=fps)
     made = make_demo_clip(source, parse_size(size), frames, fps, speed, seed)
     write_clip(output, made)
-    out.print(f"Wrote {output}: {frames} frames of {size} at {fps:g} fps")
+    stored = gif_rate(fps) if output.suffix.lower() == ".gif" else fps
+    rate = f"{fps:g} fps" if stored == fps else f"{stored:.4g} fps (the nearest to {fps:g} that a GIF stores)"
+    out.print(f"Wrote {output}: {frames} frames of {size} at {rate}")
 
 
 # Options that shape a run: --resume continues the run as it was saved, so these may not change.
@@ -218,6 +223,8 @@ def train(
     output = output or clip.with_suffix(".safetensors")
     if output.suffix != ".safetensors":
         raise NCAError(f"output must be a .safetensors file, got {output}")
+    if checkpoint_every < 0:
+        raise InvalidOption("checkpoint_every", f"must not be negative, got {checkpoint_every}")
     budget, dev = parse_duration(time_budget), pick_device(device)
     source = open_clip(clip, size, frames)
     source = source.with_channels(1) if grey else source
@@ -299,7 +306,7 @@ def reconstruct(
 
     Example: nca video reconstruct scotopic.safetensors coffee.mp4 --keep 0.01 -o side_by_side.mp4 --json scores.json
     """
-    check_outputs(output, json_path, plot)
+    check_outputs(output, json_path, plot, scale)
     loaded = load_model(model, device=pick_device(device))
     loaded.expect("video", "reconstructing video")
     task = loaded.task

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from ..errors import NCAError
+from ..errors import InvalidOption, NCAError
 
 PADDINGS = ("zero", "wrap")
 PERCEPTIONS = ("sobel", "learned")
@@ -49,10 +49,10 @@ class NCAConfig:
         if self.axis not in AXES:
             raise NCAError(f"axis must be one of {', '.join(AXES)}, got {self.axis!r}")
         if self.alive_masking and self.channels < 4:
-            raise NCAError(f"channels must be at least 4 (RGBA), got {self.channels}")
+            raise InvalidOption("channels", f"must be at least 4 (RGBA), got {self.channels}")
         if not 1 <= self.channels <= MAX_CHANNELS:
-            raise NCAError(f"channels must be between {4 if self.alive_masking else 1} and {MAX_CHANNELS}, "
-                           f"got {self.channels}")
+            raise InvalidOption("channels", f"must be between {4 if self.alive_masking else 1} and {MAX_CHANNELS}, "
+                                f"got {self.channels}")
         if self.perception not in PERCEPTIONS:
             raise NCAError(f"perception must be one of {', '.join(PERCEPTIONS)}, got {self.perception!r}")
         if (self.perception == "learned") != (self.learned_bands > 0):
@@ -62,9 +62,9 @@ class NCAConfig:
         if not math.isfinite(self.angle) or not math.isfinite(self.alive_threshold):
             raise NCAError("angle and alive_threshold must be finite numbers")
         if not 1 <= self.hidden <= MAX_HIDDEN:
-            raise NCAError(f"hidden must be between 1 and {MAX_HIDDEN}, got {self.hidden}")
+            raise InvalidOption("hidden", f"must be between 1 and {MAX_HIDDEN}, got {self.hidden}")
         if not 0.0 < self.fire_rate <= 1.0:
-            raise NCAError(f"fire_rate must be in (0, 1], got {self.fire_rate}")
+            raise InvalidOption("fire_rate", f"must be in (0, 1], got {self.fire_rate}")
         if self.padding not in PADDINGS:
             raise NCAError(f"padding must be one of {', '.join(PADDINGS)}, got {self.padding!r}")
 

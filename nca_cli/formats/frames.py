@@ -16,7 +16,8 @@ import numpy as np
 from PIL import GifImagePlugin, Image
 
 from .atomic import atomic_output
-from ..errors import NCAError
+from ..errors import InvalidOption, NCAError
+from ..runtime.limits import MAX_FRAME_SIDE
 from .ffmpeg import H264Writer
 
 FORMATS = (".mp4", ".gif", ".png", ".npy")
@@ -30,6 +31,21 @@ def check_output_path(path: str | Path) -> str:
     if suffix not in FORMATS:
         raise NCAError(f"unsupported output {path}: use one of {', '.join(FORMATS)}")
     return suffix
+
+
+def check_frame_options(scale: int | None = None, fps: float | None = None) -> None:
+    """Refuse a pixel scale (pixels per cell; None: the default) or a frame rate that no writer can
+    use, before any work is done."""
+    if scale is not None and not 1 <= scale <= MAX_FRAME_SIDE:
+        raise InvalidOption("scale", f"must be between 1 and {MAX_FRAME_SIDE}, got {scale}")
+    if fps is not None and not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise InvalidOption("fps", f"must be a number above 0 and at most {MAX_FPS}, got {fps}")
+
+
+def gif_rate(fps: float) -> float:
+    """The frame rate a GIF stores for `fps`: its delays are whole hundredths of a second, at least
+    two (browsers slow faster GIFs down anyway)."""
+    return 100 / max(2, round(100 / fps))
 
 
 def frame_size(height: int, width: int, panels: int, scale: int, gap: int) -> tuple[int, int]:
@@ -89,7 +105,7 @@ class _GifSink(FrameSink):
     def __init__(self, tmp: Path, fps: float, scale: int):
         self.file = open(tmp, "wb")
         self.scale = scale
-        self.duration = max(20, int(round(1000 / fps)))  # browsers clamp faster GIFs anyway
+        self.duration = round(1000 / gif_rate(fps))  # ms, a whole number of hundredths
         self.started = False
 
     def add(self, rgb, state):
@@ -146,8 +162,7 @@ def open_sink(path: str | Path, frames: int, fps: float = 30.0, scale: int = 1,
               strip: bool = False) -> Iterator[FrameSink]:
     """Open a writer for `path` expecting `frames` frames; the file appears only on success."""
     suffix = check_output_path(path)
-    if not 0 < fps <= MAX_FPS:
-        raise NCAError(f"fps must be between 0 and {MAX_FPS}, got {fps}")
+    check_frame_options(scale, fps)
     with atomic_output(path) as tmp:
         if suffix == ".mp4":
             sink = _VideoSink(tmp, fps, scale)

@@ -74,7 +74,11 @@ class LoadedModel:
     def expect(self, kind: str, use: str) -> None:
         """An NCAError unless this is a model of `kind`; `use` says what needs it ("growing a picture")."""
         if self.kind != kind:
-            raise NCAError(f"{self.source} holds a {self.kind} model; {use} needs a {kind} model")
+            raise NCAError(f"{self.source} holds {article(self.kind)} {self.kind} model; {use} needs {article(kind)} {kind} model")
+
+
+def article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def bundled_models() -> dict[str, Path]:

@@ -13,7 +13,7 @@ import torch
 from ..engine import NCA, NCAConfig, StepHook, render_rgb
 from ..engine.config import FLOAT
 from ..errors import InvalidOption, NCAError
-from ..formats.frames import MAX_FPS, check_output_path, default_scale, frame_size, open_sink
+from ..formats.frames import check_frame_options, check_output_path, default_scale, frame_size, open_sink
 from ..runtime.limits import MAX_FRAME_SIDE, MAX_PANELS, check_disk, check_memory, check_steps
 from ..targets import Target
 from ..voxels.outputs import BODY_SUFFIXES, write_body
@@ -46,15 +46,12 @@ class RenderOptions:
             check_output_path(self.output)
         if self.orbit is not None and not math.isfinite(self.orbit):
             raise InvalidOption("orbit", f"must be a number of degrees, got {self.orbit}")
-        if self.scale is not None and not 1 <= self.scale <= MAX_FRAME_SIDE:
-            raise InvalidOption("scale", f"must be between 1 and {MAX_FRAME_SIDE}, got {self.scale}")
+        check_frame_options(self.scale, self.fps)
         if self.steps < 0:
             raise NCAError(f"steps must not be negative, got {self.steps}")
         check_steps(self.steps)
         if self.every < 1:
             raise InvalidOption("every", f"must be at least 1, got {self.every}")
-        if not (math.isfinite(self.fps) and 0 < self.fps <= MAX_FPS):
-            raise InvalidOption("fps", f"must be a number above 0 and at most {MAX_FPS}, got {self.fps}")
 
     @property
     def frames(self) -> int:

@@ -13,6 +13,7 @@ grid's top-left cell is (-w//2, -h//2).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,15 +33,17 @@ LINE = 70  # Golly keeps lines about this long
 @dataclass
 class Pattern:
     cells: np.ndarray  # (H, W) uint8 states
-    rule: Rule | None = None  # the header's rule, if it names one
+    rule: Rule | None = None  # the header's rule, if it names one in a notation known here
+    rule_name: str | None = None  # the header's rule as written (e.g. a Golly rule file's name)
     grid: tuple[int, int] | None = None  # (H, W) of a :T or :P bounded grid
     padding: str | None = None  # "wrap" (:T) or "zero" (:P)
     position: tuple[int, int] | None = None  # Golly's (x, y) of the top-left cell
 
 
 def read_rle(text: str, source: str = "pattern") -> Pattern:
-    """Parse RLE text. Raises NCAError (naming `source`) for a missing header, an unknown rule, a
-    topology other than :T or :P, or malformed run lengths."""
+    """Parse RLE text. Raises NCAError (naming `source`) for a missing header, a topology other than
+    :T or :P, or malformed run lengths. A header's rule that is not in a notation known here (the
+    name of a Golly rule file, e.g. one `nca rule export` wrote) is kept by name only."""
     lines = text.splitlines()
     position, at = None, 0
     while at < len(lines) and (not lines[at].strip() or lines[at].startswith("#")):
@@ -64,7 +67,9 @@ def _read_rule(text: str, source: str, pattern: Pattern) -> None:
     if topology is not None:
         text, kind, width, height = topology.groups()
         pattern.grid, pattern.padding = (int(height), int(width)), ("wrap" if kind.upper() == "T" else "zero")
-    pattern.rule = parse_rule(text, where=f" in the header of {source}")
+    pattern.rule_name = text
+    with contextlib.suppress(NCAError):
+        pattern.rule = parse_rule(text)
 
 
 def _state(tag: str) -> int:

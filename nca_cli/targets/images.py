@@ -55,12 +55,7 @@ def emoji_clusters(text: str) -> list[str]:
 
 def load_target(spec: str, size: int = 40, pad: int = 16, keep_white: bool = False) -> Target:
     """Load `spec` (an image path or one emoji), fit it in a size x size box, pad by `pad` cells."""
-    if not 4 <= size <= MAX_TARGET_SIZE:
-        raise NCAError(f"target size must be at least 4 pixels, got {size}" if size < 4 else
-                       f"target size must be at most {MAX_TARGET_SIZE} cells, got {size}")
-    if not 0 <= pad <= MAX_TARGET_SIZE:
-        raise NCAError(f"padding must not be negative, got {pad}" if pad < 0 else
-                       f"padding must be at most {MAX_TARGET_SIZE} cells, got {pad}")
+    check_fit(size, pad)
     if is_emoji_spec(spec):
         count = len(emoji_clusters(spec))
         if count > 1:
@@ -71,9 +66,20 @@ def load_target(spec: str, size: int = 40, pad: int = 16, keep_white: bool = Fal
     return fitted_target(image, name, size, pad)
 
 
+def check_fit(size: int, pad: int) -> None:
+    """Refuse a target size (cells, the longer side) or a padding (cells) out of range."""
+    if not 4 <= size <= MAX_TARGET_SIZE:
+        raise NCAError(f"target size must be at least 4 pixels, got {size}" if size < 4 else
+                       f"target size must be at most {MAX_TARGET_SIZE} cells, got {size}")
+    if not 0 <= pad <= MAX_TARGET_SIZE:
+        raise NCAError(f"padding must not be negative, got {pad}" if pad < 0 else
+                       f"padding must be at most {MAX_TARGET_SIZE} cells, got {pad}")
+
+
 def fitted_target(image: Image.Image, name: str, size: int, pad: int) -> Target:
     """A picture fitted in a size x size box, padded by `pad` cells and centred on the seed (for
     pictures that come from elsewhere than a file or an emoji, e.g. the studio's drawings)."""
+    check_fit(size, pad)
     rgba = fit_image(image, size)
     if rgba[..., 3].max() <= 0.1:
         raise NCAError(f"target {name} is empty: no pixel is opaque enough to grow")

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import torch
 
 from ..engine import NCA, NCAConfig
-from ..errors import NCAError
+from ..engine.config import MAX_BANDS, MAX_CHANNELS
+from ..errors import InvalidOption, NCAError
 
 CENTRE = 0.5
 # Every state value is kept within [-LIMIT, LIMIT] after each step: a young rule's updates add up
@@ -67,14 +68,19 @@ WARM_UP = 16
 
 
 def video_config(pixel_channels: int, hidden_channels: int = HIDDEN_CHANNELS, hidden: int = HIDDEN_UNITS,
-                 perception: str = "learned", learned_bands: int = BANDS, fire_rate: float = 1.0) -> NCAConfig:
+                 perception: str = "learned", bands: int = BANDS, fire_rate: float = 1.0) -> NCAConfig:
     """The engine's config for a video model: every cell alive (a cell is a pixel, there is nothing
-    to grow), firing every step unless `fire_rate` < 1, zero edges; learned perception kernels by
-    default (they trained better than Sobel's, docs/video.md)."""
-    VideoLayout(pixel_channels, 2 * pixel_channels + 1 + hidden_channels)
-    return NCAConfig(channels=2 * pixel_channels + 1 + hidden_channels, hidden=hidden, fire_rate=fire_rate,
-                     padding="zero", perception=perception, learned_bands=learned_bands if perception == "learned" else 0,
-                     alive_masking=False)
+    to grow), firing every step unless `fire_rate` < 1, zero edges; learned perception kernels
+    (`bands` per channel) by default (they trained better than Sobel's, docs/video.md)."""
+    channels = 2 * pixel_channels + 1 + hidden_channels
+    if not 0 <= hidden_channels <= MAX_CHANNELS - (2 * pixel_channels + 1):
+        raise InvalidOption("hidden_channels", f"must be between 0 and {MAX_CHANNELS - (2 * pixel_channels + 1)}, "
+                                               f"got {hidden_channels}")
+    if perception == "learned" and not 1 <= bands <= MAX_BANDS:
+        raise InvalidOption("bands", f"must be between 1 and {MAX_BANDS} with learned perception, got {bands}")
+    VideoLayout(pixel_channels, channels)
+    return NCAConfig(channels=channels, hidden=hidden, fire_rate=fire_rate, padding="zero", perception=perception,
+                     learned_bands=bands if perception == "learned" else 0, alive_masking=False)
 
 
 def layout_of(model: NCA, pixel_channels: int) -> VideoLayout:

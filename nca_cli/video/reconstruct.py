@@ -128,7 +128,7 @@ def reconstruct(nca: VideoReconstructor, clip: Clip, masks: MaskSpec, params: In
     result.readout = {"warm_up": nca.warm_up, "smoothing": {"passes": nca.smoothing, **(smoothing or {})}}
     best, track = baseline_methods(params)[result.best_baseline], ScoreTrack(with_ssim=with_ssim)
     H, W = clip.size
-    scale = scale or default_scale(H, 4 * W)
+    scale = default_scale(H, 4 * W) if scale is None else scale
     seconds = 0.0
     with open_sink(output, len(clip), fps=clip.fps, scale=scale) if output else contextlib.nullcontext() as sink:
         for t, mask in enumerate(masks.masks(clip)):

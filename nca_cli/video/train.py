@@ -60,6 +60,8 @@ class VideoTrainConfig:
             raise InvalidOption("crop", f"must be at least 8 pixels, got {self.crop}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise InvalidOption("lr", f"must be positive, got {self.lr:g}")
+        if self.lr_decay_at < 0:
+            raise InvalidOption("lr_decay_at", f"must not be negative, got {self.lr_decay_at}")
 
     def to_dict(self) -> dict:
         return asdict(self)
