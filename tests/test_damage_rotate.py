@@ -79,6 +79,20 @@ def test_recovery_step_is_the_first_back_within_tolerance():
     r = recovery_from_losses(100, [0.05, 0.03, 0.011, 0.02, 0.012], before=0.01, after=0.06, tolerance=0.002)
     assert (r.recovered_at, r.final) == (103, 0.012)
     assert recovery_from_losses(100, [0.05, 0.04], 0.01, 0.06, 0.002).recovered_at is None
+    # A pattern that died is never recovered, however near its empty grid's loss is to the one before.
+    dead = recovery_from_losses(5, [0.0374, 0.0374], before=0.0369, after=0.0374, tolerance=0.002, alive=[False, False])
+    assert dead.recovered_at is None and dead.died
+    later = recovery_from_losses(5, [0.0374, 0.0360], 0.0369, 0.0374, 0.002, alive=[False, True])
+    assert later.recovered_at == 7 and not later.died
+
+
+def test_damage_that_kills_a_young_pattern_reports_no_recovery(tmp_path):
+    start = tmp_path / "young.npy"
+    assert invoke("grow", "--steps", "10", "-o", start).exit_code == 0
+    result = invoke("damage", "--from", start, "--at", "5", "--radius", "40", "--steps", "10", "-o", tmp_path / "d.png")
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("│ 5 "))
+    assert "never: it died" in row
 
 
 def test_rotate_image_turns_counter_clockwise_about_the_centre():

@@ -62,7 +62,7 @@ def test_wound_experiment_matches_a_hand_written_run():
     report = wound_experiment(model, x0, wound, [10], options, target=target, tolerance=0.002)
 
     g = torch.Generator().manual_seed(4)
-    x, losses = x0, []
+    x, losses, living = x0, [], []
     with torch.no_grad():
         for k in range(30):
             if k == 10:
@@ -71,8 +71,10 @@ def test_wound_experiment_matches_a_hand_written_run():
                 after = float((x[0, ..., :4] - target).square().mean())
             x = reference.step(model, x, torch.rand(x.shape[:3], generator=g) < 0.5)
             losses.append(float((x[0, ..., :4] - target).square().mean()))
-    healed = next((i + 1 for i, v in enumerate(losses[10:]) if v <= before + 0.002), None)
+            living.append(bool((torch.nn.functional.max_pool2d(x[:, None, ..., 3], 3, 1, 1) > 0.1).any()))
+    healed = next((i + 1 for i, (v, a) in enumerate(zip(losses[10:], living[10:])) if a and v <= before + 0.002), None)
     (r,) = report.recoveries
+    assert r.died == (not living[-1])
     assert (r.step, r.before, r.after) == (10, pytest.approx(before), pytest.approx(after))
     assert r.final == pytest.approx(losses[-1], abs=1e-6)
     assert r.recovered_at == (None if healed is None else 10 + healed)

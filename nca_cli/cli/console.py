@@ -86,6 +86,11 @@ def progress_bar(*fields: TextColumn) -> Progress:
                     disable=not err.is_terminal, transient=False)
 
 
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """'1 step', '2 steps'."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
 def format_duration(seconds: float) -> str:
     """12.3 -> '12s', 754 -> '12m34s'."""
     seconds = int(round(seconds))

@@ -27,7 +27,7 @@ from ..targets.pictures import read_mask
 from ..growth.goals import steer
 from .bodies import grid_text, turned_about
 from ..runtime.distributed import leave, world_from_environment
-from .console import err, out, progress_bar, user_errors
+from .console import counted, err, out, progress_bar, user_errors
 from .goals import (PaintOpt, SeedAtOpt, SeedCellsOpt, SwitchOpt, TargetOpt, loss_trace, open_goal, plan_goals,
                     report_run, seeded_state)
 from .options import (DeviceOpt, EveryOpt, FpsOpt, GridOpt, ModelArg, OrbitOpt, OutputOpt, ScaleOpt, SeedOpt, StepsOpt,
@@ -223,7 +223,8 @@ def damage(
     table = Table("wound at step", "loss before", "just after", "at the end", f"recovered (within {tolerance:g})",
                   title=f"Recovery (RGBA loss against {report.against})")
     for r in report.recoveries:
-        healed = f"at step {r.recovered_at} ({r.recovered_at - r.step} steps)" if r.recovered_at else "never"
+        healed = (f"at step {r.recovered_at} ({counted(r.recovered_at - r.step, 'step', 'steps')})" if r.recovered_at
+                  else "never: it died" if r.died else "never")
         table.add_row(str(r.step), f"{r.before:.5f}", f"{r.after:.5f}", f"{r.final:.5f}", healed)
     out.print(table)
 

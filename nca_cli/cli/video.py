@@ -25,7 +25,7 @@ from ..video.model import BANDS, HIDDEN_CHANNELS, HIDDEN_UNITS, WARM_UP, VideoRe
 from ..video.plot import save_psnr_plot
 from ..video.reconstruct import MaskSpec, Reconstruction, reconstruct as run_reconstruct, score_baselines, tune_smoothing
 from ..video.train import VideoTrainConfig, VideoTrainer
-from .console import exit_interrupted, format_duration, out, progress_bar, stop_on_ctrl_c, user_errors
+from .console import counted, exit_interrupted, format_duration, out, progress_bar, stop_on_ctrl_c, user_errors
 from .options import DeviceOpt, parse_duration, parse_size
 
 video_app = typer.Typer(no_args_is_help=True, help="Reconstruct video from a few surviving pixels.")
@@ -115,11 +115,6 @@ def write_scores(result: Reconstruction, json_path: Optional[Path], plot: Option
             tmp.write_text(json.dumps(result.to_dict(), indent=2))
     if plot is not None:
         save_psnr_plot(plot, {k: v.psnr for k, v in result.tracks.items()}, result.clip.fps)
-
-
-def counted(n: int, one: str, many: str | None = None) -> str:
-    """'1 step', '2 steps'."""
-    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def print_scores(result: Reconstruction) -> None:

@@ -2,7 +2,8 @@
 
 Recovery is judged on the RGBA loss against the model's target (or, for a model without one,
 against the pattern just before the wound): a wounded pattern has recovered when its loss is back
-within `tolerance` of the loss it had before the wound.
+within `tolerance` of the loss it had before the wound while some of its cells still live (a pattern
+that died has not recovered, however close an empty grid's loss is to a young pattern's).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..engine import NCA, render_rgb
+from ..engine import NCA, alive_mask, render_rgb
 from ..engine.config import FLOAT
 from ..errors import InvalidOption, NCAError
 from ..formats.plots import save_sweep_plot
@@ -60,15 +61,19 @@ class Recovery:
     after: float
     final: float
     recovered_at: int | None  # the step at which the loss came back within tolerance, or None
+    died: bool = False  # no cell lived at the end (of the run, or before the next wound)
 
 
 def recovery_from_losses(step: int, losses: list[float], before: float, after: float,
-                         tolerance: float) -> Recovery:
-    """losses[i] is the loss i+1 steps after the wound; the first within tolerance marks recovery."""
-    healed = next((i + 1 for i, v in enumerate(losses) if v <= before + tolerance), None)
+                         tolerance: float, alive: list[bool] | None = None) -> Recovery:
+    """losses[i] is the loss i+1 steps after the wound, alive[i] whether any cell lived then (None:
+    all did); the first within tolerance of a living pattern marks recovery."""
+    alive = [True] * len(losses) if alive is None else alive
+    healed = next((i + 1 for i, (v, living) in enumerate(zip(losses, alive)) if living and v <= before + tolerance),
+                  None)
     final = losses[-1] if losses else after
     return Recovery(step=step, before=before, after=after, final=final,
-                    recovered_at=None if healed is None else step + healed)
+                    recovered_at=None if healed is None else step + healed, died=bool(alive) and not alive[-1])
 
 
 def wound_outline(mask: np.ndarray) -> np.ndarray:
@@ -111,16 +116,16 @@ def wound_experiment(model: NCA, x: torch.Tensor, wound: Wound, wound_steps: lis
     generator = torch.Generator(device=x.device).manual_seed(options.seed + 1)
     reference = {"rgba": None if target is None else target.to(x.device)}
     losses: list[float] = []  # losses[k - 1]: after step k
+    alive: list[bool] = []  # alive[k - 1]: whether any cell lived after step k
     events: dict[int, dict] = {}
 
     def loss_of(state: torch.Tensor) -> float:
         return float((state[0, ..., :4] - reference["rgba"]).square().mean())
 
     def on_step(k: int, state: torch.Tensor) -> torch.Tensor | None:
-        if k and reference["rgba"] is not None:
-            losses.append(loss_of(state))
-        elif k:
-            losses.append(float("nan"))
+        if k:
+            losses.append(loss_of(state) if reference["rgba"] is not None else float("nan"))
+            alive.append(bool(alive_mask(state, model.config.alive_threshold, model.config.padding).any()))
         if k not in wound_steps:
             return None
         if reference["rgba"] is None:  # no target: compare with the pattern before the first wound
@@ -140,8 +145,8 @@ def wound_experiment(model: NCA, x: torch.Tensor, wound: Wound, wound_steps: lis
 
     final = render_run(model, x, options, on_step=on_step, decorate=decorate, on_progress=on_progress)
     bounds = wound_steps[1:] + [options.steps]
-    recoveries = [recovery_from_losses(k, losses[k:end], events[k]["before"], events[k]["after"], tolerance)
-                  for k, end in zip(wound_steps, bounds)]
+    recoveries = [recovery_from_losses(k, losses[k:end], events[k]["before"], events[k]["after"], tolerance,
+                                       alive[k:end]) for k, end in zip(wound_steps, bounds)]
     return WoundReport(recoveries, "the target" if target is not None else "the pattern before the first wound",
                        final)
 
@@ -242,16 +247,18 @@ def _sweep_chunk(model: NCA, grown: torch.Tensor, target: torch.Tensor | None, c
     masks = ball_mask(shape, torch.tensor([[float(c) for c in p] for _, p, _ in chunk], device=device),
                       torch.tensor([float(r) for r, _, _ in chunk], device=device))
     first_ok = torch.full((len(chunk),), -1, dtype=torch.long, device=device)
-    loss = before
+    loss, ok = before, torch.ones(len(chunk), dtype=torch.bool, device=device)
 
     def on_step(k: int, x: torch.Tensor) -> None:
-        nonlocal loss
+        nonlocal loss, ok
         if k:
             loss = (x[..., :4] - reference).square().mean(dim=every)
-            first_ok[(first_ok < 0) & (loss <= before + tolerance)] = k
+            living = alive_mask(x, model.config.alive_threshold, model.config.padding).flatten(1).any(1)
+            ok = (loss <= before + tolerance) & living  # a pattern that died has not recovered
+            first_ok[(first_ok < 0) & ok] = k
 
     model.rollout(apply_damage(x0, masks), recover_steps, generator=generator, on_step=on_step)
-    final_ok = loss <= before + tolerance
+    final_ok = ok
     return torch.stack([before, loss, final_ok.to(loss.dtype), first_ok.to(loss.dtype)], dim=1).double().cpu()
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NCAError
+from ..formats.states import read_npy
 from ..runtime.limits import check_memory
 from .neighbourhoods import MAX_STATES, encode, neighbourhoods
 from .notation import Rule
@@ -75,10 +76,7 @@ def simulated_runs(rule: Rule, count: int, shape: tuple[int, int], steps: int, p
 def load_runs(path: str | Path, states: int | None = None) -> tuple[np.ndarray, int]:
     """Observed runs from an .npy file of integer states, (T, H, W) or (N, T, H, W); the number of
     states is `states`, or one more than the highest state seen. -> runs (N, T, H, W) uint8, states"""
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise NCAError(f"cannot read runs from {path}: {exc}") from None
+    data = read_npy(path, "runs")
     if not (np.issubdtype(data.dtype, np.integer) or data.dtype == np.bool_):
         raise NCAError(f"{path} holds {data.dtype} values; runs are integer states, (T, H, W) or (N, T, H, W)")
     if data.ndim not in (3, 4) or min(data.shape) < 1:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import NCAError
+from ..formats.states import read_npy
 from ..runtime.limits import check_memory
 from ..targets import Target
 from .meshes import MESH_SUFFIXES, voxelise_mesh
@@ -40,10 +41,7 @@ def is_voxel_spec(spec: str) -> bool:
 
 def read_npy_body(path: Path) -> np.ndarray:
     """An .npy array (D, H, W, 4) of straight RGBA, uint8 (0-255) or float (0-1). -> float32 (D, H, W, 4)"""
-    try:
-        array = np.load(path, allow_pickle=False, mmap_mode="r")
-    except (OSError, ValueError, EOFError) as exc:
-        raise NCAError(f"cannot read {path}: not a NumPy .npy array ({exc})") from None
+    array = read_npy(path, "a voxel body", mmap=True)
     if array.ndim != 4 or array.shape[-1] != 4 or min(array.shape[:3]) < 1:
         raise NCAError(f"{path} holds an array of shape {tuple(array.shape)}; a voxel body is (D, H, W, 4) RGBA")
     if array.dtype == np.uint8:
