@@ -153,6 +153,8 @@ def test_interrupted_training_saves_and_resumes(tmp_path, disc_png, monkeypatch)
     (["train", "🦎", "--overgrowth", "-1"], "Error: --overgrowth must be a number of at least 0, got -1"),
     (["train", "🦎", "--resume", "-o", "none.safetensors"],
      "Error: nothing to resume: none.ckpt.safetensors does not exist"),
+    (["train", ""], "Error: a target is an emoji, a picture file or a folder of pictures, got an empty argument"),
+    (["grow", "."], "Error: . is a folder; a model is a .safetensors or Distill .json file, or a bundled model"),
     (["grow", "missing.safetensors"], "Error: model not found: missing.safetensors (a .safetensors or Distill .json file, or a bundled model: lizard, lizard-grow, tree3d)"),
     (["grow", "-o", "out.avi"], "Error: unsupported output out.avi: use one of .mp4, .gif, .png, .npy"),
     (["grow", "--grid", "big"], "Error: invalid grid 'big': expected HxW, e.g. 96x96"),

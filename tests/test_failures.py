@@ -283,6 +283,27 @@ def test_resume_refuses_changed_options(tmp_path, disc_png, resume_state):
                     "--mode", "grow")
     one_error(result, "Error: --resume continues the saved run, which has --mode regen; leave --mode out to "
                       "continue it, or start a new run without --resume")
+    result = invoke("train", disc_png, "-o", tmp_path / "m.safetensors", "--no-plots", "--resume", *TINY_ARGS,
+                    "--init", "lizard")
+    one_error(result, "Error: --resume continues the saved run with its own weights; --init starts a new run from a "
+                      "model's: give one of them")
+    args = list(TINY_ARGS)
+    args[args.index("--iterations") + 1] = "1"
+    result = invoke("train", disc_png, "-o", tmp_path / "m.safetensors", "--no-plots", "--resume", *args)
+    one_error(result, "Error: --iterations 1 is fewer than the 2 iterations the run has done: give more to extend "
+                      "it, or leave it out to finish it as saved")
+    result = invoke("train", disc_png, "-o", tmp_path / "m.safetensors", "--no-plots", "--regen", "--mode", "grow")
+    one_error(result, "Error: --regen is --mode regen; it cannot be combined with --mode grow")
+
+
+def test_resume_without_iterations_finishes_the_run_as_saved(tmp_path, disc_png, resume_state):
+    _, tensors, meta = resume_state  # saved at iteration 2 of a run of 6
+    save_file(tensors, str(tmp_path / "m.ckpt.safetensors"), metadata=meta)
+    args = list(TINY_ARGS)
+    del args[args.index("--iterations"):args.index("--iterations") + 2]
+    result = invoke("train", disc_png, "-o", tmp_path / "m.safetensors", "--no-plots", "--resume", *args)
+    assert result.exit_code == 0, result.output
+    assert "Resuming" in result.output and "Trained 6 iterations" in result.output
 
 
 # -- 6. half-valid model files ---------------------------------------------------------------------------

@@ -220,6 +220,15 @@ def test_bad_voxel_targets(tmp_path, make, args, message):
     assert sorted(x.name for x in tmp_path.iterdir()) == [target.name]
 
 
+def test_a_voxel_body_trains_alone(tmp_path):
+    write_vox(tmp_path / "b.vox", block())
+    for others in (["🦎"], [tmp_path / "b.vox"]):
+        result = invoke("train", tmp_path / "b.vox", *others, "-o", tmp_path / "m.safetensors", "--device", "cpu")
+        assert result.exit_code == 1 and result.stderr.strip() == (
+            f"Error: {tmp_path / 'b.vox'} is a voxel body; a voxel body trains alone, and several targets are pictures")
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["b.vox"]
+
+
 def test_a_voxel_grid_too_large_is_refused(tmp_path, monkeypatch):
     import nca_cli.runtime.limits as limits
 

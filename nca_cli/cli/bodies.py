@@ -16,6 +16,7 @@ from ..targets import Target
 from ..voxels.recipe import VOXEL_MODEL, VOXEL_RECIPE
 from ..voxels.targets import DEFAULT_PAD, is_voxel_spec, load_voxel_target
 from .console import out
+from .options import given
 
 PICTURE_SIZE, PICTURE_PAD = 40, 16  # nca train's --size and --pad for pictures and emoji
 
@@ -36,8 +37,7 @@ def voxel_defaults(ctx: typer.Context, values: dict) -> dict:
     defaults = {**VOXEL_RECIPE, **VOXEL_MODEL}
     changed = dict(values)
     for name, value in defaults.items():
-        source = ctx.get_parameter_source(name)
-        if name in changed and (source is None or source.name != "COMMANDLINE"):
+        if name in changed and not given(ctx, name):
             changed[name] = value
     return changed
 

@@ -27,6 +27,12 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed for the cells'
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
 
 
+def given(ctx: typer.Context, name: str) -> bool:
+    """Whether option `name` was given on the command line (not left at its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
 def open_model(model: Optional[str], device: str) -> LoadedModel:
     """A model argument (file, Distill JSON or bundled name) loaded onto the --device."""
     return load_model(model, device=pick_device(device))

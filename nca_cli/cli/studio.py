@@ -19,6 +19,7 @@ from ..targets.images import check_fit
 from ..training import MODES, TrainConfig
 from ..training.resume import resume_path
 from .console import err, out, stop_on_ctrl_c, user_errors
+from .options import given
 
 # Recipe options that, given on the command line, change a model file's or resume state's own.
 KNOB_OPTIONS = ("lr", "damage_count", "steps_min", "steps_max", "batch", "mode")
@@ -54,10 +55,10 @@ def studio(
     count = min(TrainConfig.damage_count, batch - 1) if damage_count is None else damage_count
     recipe = TrainConfig(mode=mode, batch=batch, pool_size=pool_size, steps_min=steps_min, steps_max=steps_max,
                          lr=lr, damage_count=count, seed=seed)
-    given = {name: getattr(recipe, name) for name in KNOB_OPTIONS if given_on_command_line(ctx, name)}
-    trainer = open_run(source, size, pad, NCAConfig(channels=channels, hidden=hidden), recipe, given,
+    knobs = {name: getattr(recipe, name) for name in KNOB_OPTIONS if given(ctx, name)}
+    trainer = open_run(source, size, pad, NCAConfig(channels=channels, hidden=hidden), recipe, knobs,
                        pick_device(device))
-    if not given_on_command_line(ctx, "size") and not given_on_command_line(ctx, "pad"):
+    if not given(ctx, "size") and not given(ctx, "pad"):
         size, pad = trainer.target.size or size, trainer.target.pad  # a continued run keeps its grid
     session = Session(trainer, folder, size, pad)
     model_path = folder / f"{session.default_stem()}.safetensors"
@@ -70,11 +71,6 @@ def studio(
         err.print(f"Warning: serving on {host}, not {DEFAULT_HOST}: whoever can reach this address and has the "
                   "token can drive the studio and write files into its folder", markup=False)
     serve(session, server, no_browser)
-
-
-def given_on_command_line(ctx: typer.Context, name: str) -> bool:
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name == "COMMANDLINE"
 
 
 def serve(session: Session, server, no_browser: bool) -> None:

@@ -24,7 +24,7 @@ from ..training.finish import QUALITY_RUNS, SWITCH_RUNS, FinishedRun, plot_paths
 from .bodies import PICTURE_PAD, PICTURE_SIZE, is_voxel_spec, load_body, report_body, voxel_defaults
 from .console import err, exit_interrupted, format_duration, out, progress_bar, stop_on_ctrl_c, user_errors
 from .goals import parse_seed_range
-from .options import parse_duration
+from .options import given, parse_duration
 from .train_continue import MODEL_OPTIONS, load_init, start_from, warn_if_short
 
 
@@ -68,6 +68,11 @@ def train(
 
     Example: nca train 🦎 --regen -o lizard.safetensors
     """
+    if regen and given(ctx, "mode") and mode != "regen":
+        raise NCAError(f"--regen is --mode regen; it cannot be combined with --mode {mode}")
+    if resume and init:
+        raise NCAError("--resume continues the saved run with its own weights; --init starts a new run from a "
+                       "model's: give one of them")
     mode = "regen" if regen else mode
     loaded = load_targets(targets, size, pad, keep_white)
     goals = len(loaded) if isinstance(loaded, GoalSet) else 0
@@ -102,13 +107,14 @@ def train(
                                damage_count=default_damage(ctx, damage_count, batch), average=average,
                                seed=seed, switch_rate=switch_rate,
                                seed_cells_min=low, seed_cells_max=high, overgrowth=overgrowth)
-    start = load_init(ctx, init, model_config) if init and not resume else None
+    start = load_init(ctx, init, model_config) if init else None
     if start is not None:
         model_config = start.model.config
     if resume:
         if not state_path.exists():
             raise NCAError(f"nothing to resume: {state_path} does not exist")
-        trainer = load_state(state_path, loaded, dev, iterations=iterations, world=world)
+        trainer = load_state(state_path, loaded, dev, iterations=iterations if given(ctx, "iterations") else None,
+                             world=world)
         refuse_changed_options(ctx, trainer, model_config, train_config)
         out.print(f"Resuming {state_path} at iteration {trainer.iteration}"
                   + (" (on another number of ranks: the random streams start afresh)" if trainer.reseeded else ""))
@@ -131,8 +137,7 @@ def train(
 
 def default_damage(ctx: typer.Context, damage_count: int | None, batch: int) -> int:
     """--damage-count as given, else the recipe's (3; 2 for a voxel body) but at most batch - 1."""
-    source = ctx.get_parameter_source("damage_count")
-    if source is not None and source.name == "COMMANDLINE":
+    if given(ctx, "damage_count"):
         return damage_count  # as asked: TrainConfig refuses one that the batch cannot hold
     return min(TrainConfig.damage_count if damage_count is None else damage_count, batch - 1)
 
@@ -160,8 +165,7 @@ def refuse_changed_options(ctx: typer.Context, trainer: Trainer, model: NCAConfi
     asked = {**{k: getattr(recipe, v) for k, v in RECIPE_OPTIONS.items()},
              **{k: getattr(model, k) for k in MODEL_OPTIONS}}
     for name in saved:
-        source = ctx.get_parameter_source(name)
-        if source is not None and source.name == "COMMANDLINE" and asked[name] != saved[name]:
+        if given(ctx, name) and asked[name] != saved[name]:
             flag = "--" + name.replace("_", "-")
             shown = f"--mode {saved[name]}" if name in ("mode", "regen") else f"{flag} {saved[name]}"
             raise NCAError(f"--resume continues the saved run, which has {shown}; leave {flag} out to "
@@ -197,6 +201,9 @@ def load_targets(specs: list[str], size: int | None, pad: int | None, keep_white
     one voxel body file (.vox, a mesh, .npy) a 3D target."""
     if len(specs) == 1 and is_voxel_spec(specs[0]):
         return load_body(specs[0], size, pad)
+    bodies = [spec for spec in specs if is_voxel_spec(spec)]
+    if bodies:
+        raise NCAError(f"{bodies[0]} is a voxel body; a voxel body trains alone, and several targets are pictures")
     size, pad = PICTURE_SIZE if size is None else size, PICTURE_PAD if pad is None else pad
     pictures = expand_specs(specs)
     if len(pictures) == 1:

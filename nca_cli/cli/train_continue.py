@@ -16,17 +16,12 @@ from ..formats.model_file import LoadedModel, load_model
 from ..training import Trainer, finish
 from ..training.finish import GOOD_GROWN, GOOD_REGROWN, FinishedRun, Shortfall
 from .console import err, format_duration
+from .options import given
 
 # Options that shape the model: --init takes them from its file, and refuses one given otherwise.
 MODEL_OPTIONS = ("channels", "hidden", "fire_rate", "padding", "conditioning")
 # Options the command that continues a run sets itself (or, for the model's, leaves to --init).
 SET_WHEN_CONTINUING = {"output", "init", "iterations", "lr_decay_at", "time_budget", "resume", *MODEL_OPTIONS}
-
-
-def given(ctx: typer.Context, name: str) -> bool:
-    """Whether option `name` was given on the command line (not left at its default)."""
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name == "COMMANDLINE"
 
 
 def load_init(ctx: typer.Context, spec: str, asked: NCAConfig) -> LoadedModel:

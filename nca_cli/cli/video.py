@@ -26,7 +26,7 @@ from ..video.plot import save_psnr_plot
 from ..video.reconstruct import MaskSpec, Reconstruction, reconstruct as run_reconstruct, score_baselines, tune_smoothing
 from ..video.train import VideoTrainConfig, VideoTrainer
 from .console import counted, exit_interrupted, format_duration, out, progress_bar, stop_on_ctrl_c, user_errors
-from .options import DeviceOpt, parse_duration, parse_size
+from .options import DeviceOpt, given, parse_duration, parse_size
 
 video_app = typer.Typer(no_args_is_help=True, help="Reconstruct video from a few surviving pixels.")
 
@@ -171,8 +171,7 @@ def refuse_changed_options(ctx: typer.Context, trainer: VideoTrainer, asked: dic
     saved.update({name: config.channels - trainer.layout.hidden_start if field is None else getattr(config, field)
                   for name, field in MODEL_OPTIONS.items()})
     for name, value in saved.items():
-        source = ctx.get_parameter_source(name)
-        if source is not None and source.name == "COMMANDLINE" and asked[name] != value:
+        if given(ctx, name) and asked[name] != value:
             flag = "--" + name.replace("_", "-")
             raise NCAError(f"--resume continues the saved run, which has {flag} {value}; leave {flag} out to "
                            "continue it, or start a new run without --resume")
@@ -231,7 +230,7 @@ def train(
     if resume:
         if not state_path.exists():
             raise NCAError(f"nothing to resume: {state_path} does not exist")
-        trainer = load_video_state(state_path, source, dev, iterations=iterations)
+        trainer = load_video_state(state_path, source, dev, iterations=iterations if given(ctx, "iterations") else None)
         refuse_changed_options(ctx, trainer, {**asked, **model_asked})
         out.print(f"Resuming {state_path} at iteration {trainer.iteration}")
     else:

@@ -91,6 +91,8 @@ def resolve_model_path(spec: str | None) -> Path:
     """A model argument: a file path, or the name of a bundled model (default: the lizard)."""
     spec = spec or BUNDLED_DEFAULT
     path = Path(spec)
+    if path.is_dir():
+        raise NCAError(f"{spec} is a folder; a model is a .safetensors or Distill .json file, or a bundled model")
     if path.exists():
         return path
     if not path.suffix and path.with_suffix(".safetensors").is_file():  # `nca grow trio` for trio.safetensors
@@ -170,6 +172,8 @@ def load_model(spec: str | Path | None = None, device: str | torch.device = "cpu
         model = read_distill(path)
         return LoadedModel(model=model.to(device).eval(), target=None, training={"format": "distill"},
                            source=str(path))
+    if path.suffix.lower() == ".json":
+        raise NCAError(f"{path} is not a Distill model: it does not hold the JSON list of layers of that format")
     tensors, meta = read_safetensors(path)
     if meta.get("format") != FORMAT:
         raise NCAError(f"{path} is not an nca model file (its metadata has no '{FORMAT}' format tag)")

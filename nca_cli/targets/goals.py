@@ -101,6 +101,8 @@ def expand_specs(specs: list[str]) -> list[str]:
     """Target arguments with each folder replaced by the pictures in it, sorted by name."""
     expanded = []
     for spec in specs:
+        if not spec.strip():
+            raise NCAError("a target is an emoji, a picture file or a folder of pictures, got an empty argument")
         folder = Path(spec)
         if not folder.is_dir():
             expanded.append(spec)

@@ -16,7 +16,7 @@ import torch
 
 from .. import __version__
 from ..engine import NCAConfig
-from ..errors import NCAError
+from ..errors import InvalidOption, NCAError
 from ..formats.model_file import read_safetensors, stored_goals_of, stored_target_of, write_safetensors
 from ..targets import GoalSet, Target
 from .config import TrainConfig
@@ -60,6 +60,13 @@ def save_state(trainer: Trainer, path: str | Path) -> None:
     write_safetensors(path, tensors, meta)
 
 
+def check_extends(iterations: int | None, done) -> None:
+    """A resumed run's --iterations (None: as saved) must not be fewer than it has done."""
+    if iterations is not None and isinstance(done, int) and iterations < done:
+        raise InvalidOption("iterations", f"{iterations} is fewer than the {done} iterations the run has done: give "
+                                          "more to extend it, or leave it out to finish it as saved")
+
+
 def load_state(path: str | Path, target: Target | GoalSet | None = None, device: str | torch.device = "cpu",
                iterations: int | None = None, world: World = SINGLE) -> Trainer:
     """Rebuild a Trainer from a resume state; `target` must be the one it was trained on (None: the
@@ -81,6 +88,7 @@ def load_state(path: str | Path, target: Target | GoalSet | None = None, device:
     if stored_target.get("sha256") != target.sha256:
         raise NCAError(f"{path} was trained on another target ({stored_target.get('name')}, "
                        f"size {stored_target.get('size')}, pad {stored_target.get('pad')})")
+    check_extends(iterations, progress.get("iteration"))
     if iterations is not None:
         train_config = TrainConfig.from_dict({**train_config.to_dict(), "iterations": iterations})
     trainer = Trainer(model_config, train_config, target, device, world)

@@ -21,6 +21,7 @@ from ..engine import NCAConfig
 from ..errors import NCAError
 from ..formats.atomic import atomic_output
 from ..formats.model_file import read_safetensors
+from ..training.resume import check_extends
 from .clips import Clip
 from .train import VideoTrainConfig, VideoTrainer
 
@@ -71,6 +72,7 @@ def load_video_state(path: str | Path, clip: Clip, device: str | torch.device = 
         raise NCAError(f"{path} has invalid metadata: {exc}") from exc
     if stored_clip.get("sha256") != clip_checksum(clip):
         raise NCAError(f"{path} was trained on another clip ({stored_clip.get('name')}), or at another --size")
+    check_extends(iterations, progress.get("iteration"))
     if iterations is not None:
         config = VideoTrainConfig.from_dict({**config.to_dict(), "iterations": iterations})
     trainer = VideoTrainer(model_config, config, clip, device)
