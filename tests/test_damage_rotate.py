@@ -168,6 +168,27 @@ def test_sweep_tells_regenerating_from_growing_only():
     assert rates[0] >= 0.7 and rates[1] <= rates[0] - 0.4, rates
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--sweep", "-o", "d.mp4"], "Error: -o is for one run with wounds; --sweep grows and wounds its own patterns (--radii, --spacing, --seeds, --recover-steps)"),
+    (["--sweep", "--from", "s.npy"],
+     "Error: --from is for one run with wounds; --sweep grows and wounds its own patterns (--radii, --spacing, --seeds, --recover-steps)"),
+    (["--sweep", "--steps", "60"],
+     "Error: --steps is for one run with wounds; --sweep grows and wounds its own patterns (--radii, --spacing, --seeds, --recover-steps)"),
+    (["--radii", "2,4"], "Error: --radii is for --sweep"),
+    (["--json", "s.json"], "Error: --json is for --sweep"),
+    (["--shape", "circle", "--mask", "m.png"], "Error: --mask is for --shape mask, not circle"),
+    (["--shape", "half", "--rect", "3x3"], "Error: --rect is for --shape rect, not half"),
+    (["--shape", "rect", "--radius", "3"], "Error: --radius is for --shape circle or sphere, not rect"),
+    (["--fraction", "0.2"], "Error: --fraction is for --shape noise, not circle"),
+    (["--shape", "noise", "--side", "top"], "Error: --side is for --shape half, not noise"),
+    (["--orbit", "10"], "Error: --orbit turns the camera around a voxel body; this model grows pictures"),
+])
+def test_damage_refuses_options_it_would_not_use(tmp_path, args, message):
+    result = invoke("damage", *args)
+    assert result.exit_code == 1 and result.output.strip().splitlines() == [message]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sweep_command_writes_table_json_and_plot(tmp_path):
     js, png = tmp_path / "s.json", tmp_path / "s.png"
     result = invoke("damage", "--sweep", "--radii", "4,8", "--spacing", "16", "--seeds", "1",

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from ..engine import rgba_loss, seed_state
-from ..errors import NCAError
+from ..errors import InvalidOption, NCAError
 from ..formats.atomic import atomic_output, check_writable
 from ..formats.model_file import LoadedModel
 from ..formats.states import read_last_state
@@ -31,7 +31,7 @@ from .console import counted, err, out, progress_bar, user_errors
 from .goals import (PaintOpt, SeedAtOpt, SeedCellsOpt, SwitchOpt, TargetOpt, loss_trace, open_goal, plan_goals,
                     report_run, seeded_state)
 from .options import (DeviceOpt, EveryOpt, FpsOpt, GridOpt, ModelArg, OrbitOpt, OutputOpt, ScaleOpt, SeedOpt, StepsOpt,
-                      StripOpt, open_model, parse_angles, parse_grid, parse_radii, parse_size)
+                      StripOpt, given, open_model, parse_angles, parse_grid, parse_radii, parse_size)
 
 
 class StepProgress:
@@ -74,6 +74,8 @@ def start_state(path: Optional[Path], loaded: LoadedModel, grid: tuple[int, int]
                 options: RenderOptions, batch: int = 1) -> torch.Tensor:
     """The seed on the canvas (or, with `path`, the last state saved in an .npy file by
     `nca grow -o states.npy`), once the run is known to fit. -> (batch, H, W, C)"""
+    if options.orbit is not None and loaded.model.config.dims != 3:
+        raise InvalidOption("orbit", "turns the camera around a voxel body; this model grows pictures")
     if path is not None:
         x = read_last_state(path, loaded.model.config.channels, loaded.model.config.dims)
         check_run(loaded.model.config, tuple(x.shape[1:-1]), 1, options, loaded.device)
@@ -159,8 +161,34 @@ def rotate(
     out.print(table)
 
 
+# damage: the options of one shape of wound, of a run with wounds, and of a sweep (the flags that
+# differ from their parameter's name), so that one given where it does nothing is refused.
+SHAPE_OPTIONS = {"radius": ("circle", "sphere"), "rect": ("rect",), "side": ("half",), "fraction": ("noise",),
+                 "mask": ("mask",)}
+RUN_OPTIONS = ("at", "shape", "center", "radius", "rect", "side", "fraction", "mask", "start", "output", "steps", "fps",
+               "scale", "every", "strip", "seed", "orbit")
+SWEEP_OPTIONS = ("radii", "spacing", "seeds", "recover_steps", "json_path", "plot")
+FLAGS = {"start": "--from", "output": "-o", "json_path": "--json"}
+
+
+def refuse_unused(ctx: typer.Context, shape: str, sweep_mode: bool) -> None:
+    """An NCAError for a damage option given on the command line that this run would not use."""
+    def flag(name: str) -> str:
+        return FLAGS.get(name, "--" + name.replace("_", "-"))
+
+    for name in RUN_OPTIONS if sweep_mode else SWEEP_OPTIONS:
+        if given(ctx, name):
+            raise NCAError(f"{flag(name)} is for one run with wounds; --sweep grows and wounds its own patterns "
+                           "(--radii, --spacing, --seeds, --recover-steps)" if sweep_mode else
+                           f"{flag(name)} is for --sweep")
+    for name, shapes in SHAPE_OPTIONS.items():
+        if given(ctx, name) and shape not in shapes and not sweep_mode:
+            raise NCAError(f"{flag(name)} is for --shape {' or '.join(shapes)}, not {shape}")
+
+
 @user_errors
 def damage(
+    ctx: typer.Context,
     model: ModelArg = None,
     at: list[int] = typer.Option([200], "--at", help="Wound after this many steps; repeat for several wounds."),
     shape: str = typer.Option("circle", "--shape", help=f"{', '.join(SHAPES[:-1])} or {SHAPES[-1]}."),
@@ -195,6 +223,7 @@ def damage(
 
     Example: nca damage lizard.safetensors --at 200 --shape circle --radius 10 --steps 400 -o heal.mp4
     """
+    refuse_unused(ctx, shape, sweep_mode)
     if shape == "mask" and mask is None:
         raise NCAError("shape mask needs --mask PICTURE")
     wound = Wound(shape=shape, position=parse_position(center) if center else None,
