@@ -388,6 +388,24 @@ def test_sigterm_while_rendering_leaves_nothing(tmp_path, name):
     assert leftovers(tmp_path) == []
 
 
+def test_ctrl_c_while_the_command_line_loads_exits_130_without_a_traceback(monkeypatch):
+    import builtins
+
+    from nca_cli import launch
+
+    real_import = builtins.__import__
+
+    def interrupted(name, globals=None, locals=None, fromlist=(), level=0):
+        if level == 1 and name == "cli":  # `from .cli import main`: torch and the commands loading
+            raise KeyboardInterrupt
+        return real_import(name, globals, locals, fromlist, level)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        launch.main()
+    assert exit_info.value.code == 130
+
+
 def test_sigterm_while_training_saves_a_resumable_state(tmp_path, disc_png):
     args = ["train", disc_png, "-o", "m.safetensors", "--no-plots", *TINY_ARGS, "--iterations", "100000",
             "--time-budget", "none", "--checkpoint-every", "1"]

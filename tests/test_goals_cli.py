@@ -177,6 +177,7 @@ def test_export_a_conditional_model(duo, tmp_path):
     (["--target", "🐙"], "Error: no goal '🐙' in this model; its goals are 0 bar.png, 1 disc.png"),
     (["--switch", "40:disc", "--steps", "30"], "Error: --switch at step 40 is past the run's 30 steps"),
     (["--switch", "disc"], "Error: invalid --switch 'disc': expected STEP:GOAL, e.g. 250:1"),
+    (["--switch", "10:disc", "--switch", "10:bar"], "Error: --switch is given twice at step 10: one goal per step"),
     (["--switch", "5:🐙"], "Error: no goal '🐙' in this model; its goals are 0 bar.png, 1 disc.png"),
     (["--paint", "middle:disc"], "Error: invalid --paint 'middle:disc': expected REGION:GOAL, REGION one of left, "
                                  "right, top, bottom"),
@@ -229,6 +230,9 @@ def test_train_refuses_bad_seed_cells_and_changed_goal_options(tmp_path, shapes)
     assert result.output.strip() == "Error: --seed-cells must be N or A-B seed cells from 1 to 16, e.g. 1-3; got '3-1'"
     result = invoke("train", shapes, "--switch-rate", "1.5", "-o", tmp_path / "m.safetensors", *TINY_ARGS)
     assert result.output.strip() == "Error: --switch-rate must be between 0 and 1, got 1.5"
+    for option, value in (("--switch-rate", "0.5"), ("--conditioning", "film")):
+        result = invoke("train", "🦎", option, value, "-o", tmp_path / "m.safetensors", *TINY_ARGS)
+        assert result.output.strip() == f"Error: {option} is for several targets (one rule, many goals); this run trains one"
     assert list(tmp_path.iterdir()) == []
 
 

@@ -21,6 +21,7 @@ from ..training import (GOALS_RECIPE, MODES, TrainConfig, Trainer, finish_traini
                         save_state)
 from ..runtime.distributed import World, leave, world_from_environment
 from ..training.finish import QUALITY_RUNS, SWITCH_RUNS, FinishedRun, plot_paths
+from ..voxels.recipe import VOXEL_MODEL, VOXEL_RECIPE
 from .bodies import PICTURE_PAD, PICTURE_SIZE, is_voxel_spec, load_body, report_body, voxel_defaults
 from .console import err, exit_interrupted, format_duration, out, progress_bar, stop_on_ctrl_c, user_errors
 from .goals import parse_seed_range
@@ -35,21 +36,21 @@ def train(
     output: Path = typer.Option(None, "-o", "--output", help="Model file to write (default: <target>.safetensors)."),
     mode: str = typer.Option("regen", "--mode", help=f"Experiment: {', '.join(MODES)}."),
     regen: bool = typer.Option(False, "--regen", help="Regenerating mode (pool + damage); same as --mode regen."),
-    iterations: Optional[int] = typer.Option(None, "--iterations", "-n", help=f"Training iterations (default: {TrainConfig.iterations}, {GOALS_RECIPE['iterations']} for several targets)."),
-    time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this much training time (e.g. 90s, 10m, 1h, none; default: 10m, 20m for several targets); a run it cuts short drops its rate early, at the same fraction of the budget, but not before 30% of --lr-decay-at."),
+    iterations: Optional[int] = typer.Option(None, "--iterations", "-n", help=f"Training iterations (default: {TrainConfig.iterations}, {GOALS_RECIPE['iterations']} for several targets, {VOXEL_RECIPE['iterations']} for a voxel body)."),
+    time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this much training time (e.g. 90s, 10m, 1h, none; default: 10m, 20m for several targets or a voxel body); a run it cuts short drops its rate early, at the same fraction of the budget, but not before 30% of --lr-decay-at."),
     size: Optional[int] = typer.Option(None, "--size", help="Target size in cells (longer side; default 40; a voxel body: a .vox or .npy as it is up to 32, a mesh 24)."),
     pad: Optional[int] = typer.Option(None, "--pad", help="Empty cells around the target: the grid is size + 2*pad (default 16; 1 for a voxel body)."),
     batch: int = typer.Option(TrainConfig.batch, "--batch", help="Samples per iteration."),
-    pool_size: int = typer.Option(TrainConfig.pool_size, "--pool-size", help="Sample pool size (persist, regen)."),
-    steps_min: int = typer.Option(TrainConfig.steps_min, "--steps-min", help="Shortest rollout per iteration."),
-    steps_max: int = typer.Option(TrainConfig.steps_max, "--steps-max", help="Longest rollout per iteration."),
+    pool_size: int = typer.Option(TrainConfig.pool_size, "--pool-size", help=f"Sample pool size (persist, regen; a voxel body: {VOXEL_RECIPE['pool_size']})."),
+    steps_min: int = typer.Option(TrainConfig.steps_min, "--steps-min", help=f"Shortest rollout per iteration (a voxel body: {VOXEL_RECIPE['steps_min']})."),
+    steps_max: int = typer.Option(TrainConfig.steps_max, "--steps-max", help=f"Longest rollout per iteration (a voxel body: {VOXEL_RECIPE['steps_max']})."),
     lr: float = typer.Option(TrainConfig.lr, "--lr", help="Adam learning rate."),
-    lr_decay_at: Optional[int] = typer.Option(None, "--lr-decay-at", help=f"Iteration at which the rate drops x0.1 (default: {TrainConfig.lr_decay_at}, {GOALS_RECIPE['lr_decay_at']} for several targets)."),
-    overgrowth: float = typer.Option(TrainConfig.overgrowth, "--overgrowth", help="Weight of a penalty on alpha where the target is empty, against faint cells around the body, on the samples that hold their body (default 0; 12 for a voxel body)."),
+    lr_decay_at: Optional[int] = typer.Option(None, "--lr-decay-at", help=f"Iteration at which the rate drops x0.1 (default: {TrainConfig.lr_decay_at}, {GOALS_RECIPE['lr_decay_at']} for several targets, {VOXEL_RECIPE['lr_decay_at']} for a voxel body)."),
+    overgrowth: float = typer.Option(TrainConfig.overgrowth, "--overgrowth", help=f"Weight of a penalty on alpha where the target is empty, against faint cells around the body, on the samples that hold their body (default 0; {VOXEL_RECIPE['overgrowth']:g} for a voxel body)."),
     damage_count: Optional[int] = typer.Option(None, "--damage-count", help="regen: samples wounded per batch (default: 3, 2 for a voxel body; at most batch - 1)."),
     average: float = typer.Option(TrainConfig.average, "--average", help="Save a moving average of the weights with this decay (0: the last weights)."),
-    channels: int = typer.Option(NCAConfig.channels, "--channels", help="State channels (RGBA + hidden)."),
-    hidden: int = typer.Option(NCAConfig.hidden, "--hidden", help="Hidden units of the per-cell network."),
+    channels: int = typer.Option(NCAConfig.channels, "--channels", help=f"State channels (RGBA + hidden; a voxel body: {VOXEL_MODEL['channels']})."),
+    hidden: int = typer.Option(NCAConfig.hidden, "--hidden", help=f"Hidden units of the per-cell network (a voxel body: {VOXEL_MODEL['hidden']})."),
     fire_rate: float = typer.Option(NCAConfig.fire_rate, "--fire-rate", help="Probability that a cell updates per step."),
     padding: str = typer.Option(NCAConfig.padding, "--padding", help="Grid edges: zero or wrap."),
     seed_cells: str = typer.Option("1", "--seed-cells", help="Samples restart from N seed cells, or A-B drawn each time; more than one go at random solid cells of the target (e.g. 1-3)."),
@@ -77,6 +78,11 @@ def train(
     loaded = load_targets(targets, size, pad, keep_white)
     goals = len(loaded) if isinstance(loaded, GoalSet) else 0
     dims = 3 if isinstance(loaded, Target) and loaded.dims == 3 else 2
+    for name in ("switch_rate", "conditioning") if not goals else ():
+        if given(ctx, name):
+            raise NCAError(f"--{name.replace('_', '-')} is for several targets (one rule, many goals); this run trains one")
+    if dims == 3 and keep_white:
+        raise NCAError("--keep-white is for pictures without alpha; a voxel body has its own empty cells")
     if dims == 3:  # a voxel body: the 3D recipe wherever an option was left at its default
         (iterations, lr_decay_at, time_budget, batch, pool_size, steps_min, steps_max, channels,
          hidden, overgrowth, damage_count) = voxel_defaults(

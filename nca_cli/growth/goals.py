@@ -81,6 +81,10 @@ def check_plan(plan: GoalPlan, goals: int, steps: int) -> None:
         if not 0 <= step < steps:
             raise InvalidOption("switch", f"at step {step} is past the run's {steps} steps" if step >= steps
                                 else f"step must not be negative, got {step}")
+    steps_switched = [step for step, _ in plan.switches]
+    twice = sorted({step for step in steps_switched if steps_switched.count(step) > 1})
+    if twice:
+        raise InvalidOption("switch", f"is given twice at step {twice[0]}: one goal per step")
     used = [plan.start] + [g for _, g in plan.switches] + ([int(plan.paint.max())] if plan.paint is not None else [])
     if any(not 0 <= g < goals for g in used):
         raise NCAError(f"goals are numbers from 0 to {goals - 1}")

@@ -71,7 +71,7 @@ def load_video_state(path: str | Path, clip: Clip, device: str | torch.device = 
     except (KeyError, ValueError, TypeError) as exc:
         raise NCAError(f"{path} has invalid metadata: {exc}") from exc
     if stored_clip.get("sha256") != clip_checksum(clip):
-        raise NCAError(f"{path} was trained on another clip ({stored_clip.get('name')}), or at another --size")
+        raise NCAError(f"{path} was trained on another clip ({stored_clip.get('name')}), or on it at another --size or with --grey changed")
     check_extends(iterations, progress.get("iteration"))
     if iterations is not None:
         config = VideoTrainConfig.from_dict({**config.to_dict(), "iterations": iterations})
