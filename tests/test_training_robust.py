@@ -168,3 +168,10 @@ def test_the_shortfall_is_measured_against_the_bar(disc_target):
     trainer.iterations_before = 1500  # continued from a model trained for 1500: as many again
     short = finish.shortfall(trainer, Quality(grow_loss=0.01, regrow_loss=0.02, runs=8, steps=200))
     assert (short.iterations, short.more) == (1600, 1600)
+    import dataclasses
+
+    persist = Trainer(TINY_MODEL, dataclasses.replace(TINY_TRAIN, mode="persist"), disc_target)
+    persist.iteration, persist.elapsed = 100, 50.0
+    # A model not trained to heal is judged on its growth alone.
+    assert finish.shortfall(persist, Quality(grow_loss=0.005, regrow_loss=0.03, runs=8, steps=200)) is None
+    assert not finish.shortfall(persist, Quality(grow_loss=0.007, regrow_loss=0.03, runs=8, steps=200)).regrows

@@ -64,8 +64,10 @@ def warn_if_short(ctx: typer.Context, trainer: Trainer, stopped: str, finished: 
     q = short.quality
     ended = "The time budget ended the run" if stopped == "time budget" else "The run ended"
     earlier = f" ({short.iterations:,} in all)" if trainer.iterations_before else ""
-    err.print(f"Warning: this model falls short of a good one: grown {q.grow_loss:.4f} and regrown "
-              f"{q.regrow_loss:.4f}, where a good model has grown <= {GOOD_GROWN} and regrown <= {GOOD_REGROWN}. "
+    losses = (f"grown {q.grow_loss:.4f} and regrown {q.regrow_loss:.4f}, where a good model has grown <= {GOOD_GROWN} "
+              f"and regrown <= {GOOD_REGROWN}" if short.regrows else
+              f"grown {q.grow_loss:.4f}, where a good model has grown <= {GOOD_GROWN}")
+    err.print(f"Warning: this model falls short of a good one: {losses}. "
               f"{ended} after {trainer.iteration:,} iterations{earlier}, at {short.pace:.2f} iterations per "
               f"second on this machine; {_estimate(short)}. Continue training it with:\n  "
               f"{continue_command(ctx, finished.model_path, short.more, short.lr_decay_at)}",

@@ -80,6 +80,7 @@ class Shortfall:
     needed: int  # iterations a good model takes with the default recipe: the estimate's basis
     more: int  # iterations to continue for
     lr_decay_at: int  # ... with the rate dropping at this one of them
+    regrows: bool = True  # trained to heal (regen): the regrowth bar applies too
 
     @property
     def seconds(self) -> float:
@@ -88,19 +89,19 @@ class Shortfall:
 
 
 def shortfall(trainer: Trainer, quality: Quality) -> Shortfall | None:
-    """None if the model meets the bar, or is a voxel body (whose figures are of another kind);
-    else its shortfall. Continuing takes the iterations the default recipe needs that the model
+    """None if the model meets the bar (grown, and regrown for a model trained to heal), or is a
+    voxel body (whose figures are of another kind); else its shortfall. Continuing takes the iterations the default recipe needs that the model
     has not had, or as many again as it has had where it had them all, the rate dropping at the
     same share of them as in this run's recipe (the default recipe's, where this one has no drop)."""
-    config = trainer.model.config
-    if config.dims != 2 or (quality.grow_loss <= GOOD_GROWN and quality.regrow_loss <= GOOD_REGROWN):
+    config, regrows = trainer.model.config, trainer.config.mode == "regen"
+    if config.dims != 2 or (quality.grow_loss <= GOOD_GROWN and (quality.regrow_loss <= GOOD_REGROWN or not regrows)):
         return None
     needed = GOOD_ITERATIONS * (2 if config.goals else 1)
     done = trainer.iterations_before + trainer.iteration
     pace = trainer.iteration / trainer.elapsed if trainer.elapsed > 0 else 0.0
     more = needed - done if done < needed else done
     recipe = trainer.config if trainer.config.lr_decay_at < trainer.config.iterations else TrainConfig()
-    return Shortfall(quality, done, pace, needed, more, round(recipe.decay_fraction * more))
+    return Shortfall(quality, done, pace, needed, more, round(recipe.decay_fraction * more), regrows)
 
 
 def save_interrupted(trainer: Trainer, output: str | Path, state_path: str | Path) -> None:
