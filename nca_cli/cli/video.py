@@ -3,7 +3,6 @@ baselines alone. Options to library calls, progress bars, and the summary lines.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,22 +10,21 @@ import typer
 from rich.progress import TextColumn
 
 from ..errors import InvalidOption, NCAError
-from ..formats.atomic import atomic_output
 from ..formats.frames import check_frame_options, gif_rate
 from ..formats.model_file import load_model
 from ..runtime import pick_device
 from ..training import resume_path
-from ..video.baselines import TUNE_SEED, InterpolationParams, tune_interpolation
 from ..video.checkpoint import load_video_state, save_video_state
-from ..video.clips import Clip, check_frame_size, read_clip, write_clip
+from ..video.clips import write_clip
 from ..video.demo_clips import SOURCES, make_demo_clip
 from ..video.finish import finish_video_training, save_interrupted_video
 from ..video.model import BANDS, HIDDEN_CHANNELS, HIDDEN_UNITS, WARM_UP, VideoReconstructor, video_config
-from ..video.plot import save_psnr_plot
-from ..video.reconstruct import MaskSpec, Reconstruction, reconstruct as run_reconstruct, score_baselines, tune_smoothing
+from ..video.reconstruct import MaskSpec, reconstruct as run_reconstruct, score_baselines
 from ..video.train import VideoTrainConfig, VideoTrainer
 from .console import counted, exit_interrupted, format_duration, out, progress_bar, stop_on_ctrl_c, user_errors
 from .options import DeviceOpt, given, parse_duration, parse_size
+from .video_scores import (check_outputs, choose_interpolation, choose_smoothing, open_clip, open_tuning_clip,
+                           print_scores, write_scores)
 
 video_app = typer.Typer(no_args_is_help=True, help="Reconstruct video from a few surviving pixels.")
 
@@ -40,95 +38,6 @@ JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write the score
 PlotOpt = Annotated[Optional[Path], typer.Option("--plot", help="Write PSNR over time of every method as a PNG.")]
 SigmaSpaceOpt = Annotated[Optional[float], typer.Option("--sigma-space", help="Interpolation: Gaussian sigma in pixels (with --sigma-time).")]
 SigmaTimeOpt = Annotated[Optional[float], typer.Option("--sigma-time", help="Interpolation: Gaussian sigma in frames (with --sigma-space).")]
-
-
-def open_clip(path: Path, size: Optional[str], frames: Optional[int]) -> Clip:
-    fit = parse_size(size) if size is not None else None
-    if fit is not None:
-        check_frame_size(fit)
-    clip = read_clip(path, fit, frames)
-    check_frame_size(clip.size)
-    return clip
-
-
-def check_outputs(video: Optional[Path], json_path: Optional[Path], plot: Optional[Path],
-                  scale: Optional[int] = None) -> None:
-    """Refuse unusable output names (and the video's pixel scale) before any work."""
-    check_frame_options(scale)
-    if video is not None and video.suffix.lower() not in (".mp4", ".gif"):
-        raise NCAError(f"the side-by-side video is written as .mp4 or .gif, got {video}")
-    if plot is not None and plot.suffix.lower() != ".png":
-        raise NCAError(f"the plot is written as .png, got {plot}")
-    if json_path is not None and json_path.suffix.lower() != ".json":
-        raise NCAError(f"the scores are written as .json, got {json_path}")
-
-
-def choose_interpolation(clip: Clip, masks: MaskSpec, tune_on: Optional[Clip], sigma_space: Optional[float],
-                         sigma_time: Optional[float], stored: dict | None) -> tuple[InterpolationParams, dict]:
-    """The interpolation's parameters: given, chosen on --tune-on, or stored in the model (if chosen
-    at this keep and mask kind). Returns them and how they were chosen (for the JSON)."""
-    if (sigma_space is None) != (sigma_time is None):
-        raise NCAError("give both --sigma-space and --sigma-time, or neither")
-    if sigma_space is not None:
-        params = InterpolationParams(sigma_space, sigma_time)
-        return params, {**params.to_dict(), "tuned_on": None}
-    if tune_on is not None or stored is None:
-        source = clip if tune_on is None else tune_on
-        params, _ = tune_interpolation(source, masks.keep, masks.fixed)
-        return params, {**params.to_dict(), **masks.chosen_on(source.name)}
-    check_tuned_at(stored, masks, "interpolation parameters were", "--sigma-space and --sigma-time")
-    return InterpolationParams(stored["sigma_space"], stored["sigma_time"]), stored
-
-
-def choose_smoothing(nca: VideoReconstructor, clip: Clip, masks: MaskSpec, tune_on: Optional[Clip],
-                     given: Optional[int], stored: dict | None) -> tuple[int, dict]:
-    """The NCA's readout smoothing (passes), as the interpolation's parameters are chosen: given,
-    chosen on --tune-on, or stored in the model (if chosen at this keep and mask kind); a model
-    without one has it chosen on CLIP. Returns it and how it was chosen (for the JSON)."""
-    if given is not None:
-        return given, {"tuned_on": None}
-    if tune_on is not None or stored is None:
-        source = clip if tune_on is None else tune_on
-        passes, _ = tune_smoothing(nca, source, MaskSpec(masks.keep, masks.fixed, TUNE_SEED))
-        return passes, masks.chosen_on(source.name)
-    check_tuned_at(stored, masks, "readout smoothing was", "--smoothing")
-    return int(stored["passes"]), {k: v for k, v in stored.items() if k != "passes"}
-
-
-def open_tuning_clip(tune_on: Optional[Path], clip: Clip) -> Optional[Clip]:
-    """The --tune-on clip, in the channels of the clip it tunes for."""
-    return open_clip(tune_on, None, None).with_channels(clip.pixel_channels) if tune_on else None
-
-
-def check_tuned_at(stored: dict, masks: MaskSpec, what: str, instead: str) -> None:
-    """What a model stores was chosen at one keep and mask kind; another needs its own choice."""
-    spec = masks.to_dict()
-    if stored.get("keep") != masks.keep or stored.get("mask") != spec["mask"]:
-        raise NCAError(f"the model's {what} chosen at keep {stored.get('keep')} with "
-                       f"{stored.get('mask')} masks; for keep {masks.keep} with {spec['mask']} masks give "
-                       f"--tune-on CLIP (e.g. the training clip), or {instead}")
-
-
-def write_scores(result: Reconstruction, json_path: Optional[Path], plot: Optional[Path]) -> None:
-    if json_path is not None:
-        with atomic_output(json_path) as tmp:
-            tmp.write_text(json.dumps(result.to_dict(), indent=2))
-    if plot is not None:
-        save_psnr_plot(plot, {k: v.psnr for k, v in result.tracks.items()}, result.clip.fps)
-
-
-def print_scores(result: Reconstruction) -> None:
-    H, W = result.clip.size
-    out.print(f"{result.clip.name}: {len(result.clip)} frames of {H}x{W}, keep {result.masks.keep:g} "
-              f"({result.masks.to_dict()['mask']} masks)")
-    for name, track in result.tracks.items():
-        ssim = "" if track.overall_ssim is None else f", SSIM {track.overall_ssim:.3f}"
-        out.print(f"  {name.replace('_', ' '):<14} PSNR {track.overall_psnr:6.2f} dB{ssim}")
-    if result.nca_fps is not None:
-        warm_up, passes = result.readout["warm_up"], result.readout["smoothing"]["passes"]
-        out.print(f"  NCA: {counted(result.steps_per_frame, 'step')} per frame ({warm_up} more on "
-                  f"the first), read out smoothed {counted(passes, 'pass', 'passes')}, "
-                  f"{result.nca_fps:.0f} frames per second")
 
 
 @video_app.command("clip")
