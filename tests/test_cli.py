@@ -253,7 +253,7 @@ def test_small_batches_wound_fewer_samples(tmp_path, disc_png):
     assert load_model(out).training["batch"] == 2 and load_model(out).training["damage_count"] == 1
     result = invoke("train", disc_png, "-o", out, "--no-plots", "--damage-count", "2", *args)
     assert result.exit_code == 1
-    assert result.output.strip() == "Error: damage count must be below the batch size (2)"
+    assert result.output.strip() == "Error: --damage-count must be from 0 to the batch size less one (1), got 2"
 
 
 def test_train_saves_the_weight_average_it_was_asked_for(tmp_path, disc_png):

@@ -168,6 +168,11 @@ def test_export_a_conditional_model(duo, tmp_path):
     model = json.loads(text.split("const MODEL = ", 1)[1].split(";\n", 1)[0])
     assert model["goal_names"] == ["bar.png", "disc.png"] and len(model["goal_layers"]) == 2
     assert all(t is not None for t in model["goal_targets"]) and 'id="goal"' in text
+    wide = tmp_path / "wide.html"  # on a larger world: the goals keep their names, the targets (and losses) stay out
+    assert invoke("export", out, "--format", "web", "--grid", "40x40", "-o", wide).exit_code == 0
+    model = json.loads(wide.read_text().split("const MODEL = ", 1)[1].split(";\n", 1)[0])
+    assert model["goal_names"] == ["bar.png", "disc.png"] and model["goal_targets"] == [None, None]
+    assert "<title>nca: bar.png, disc.png</title>" in wide.read_text()
     int8 = tmp_path / "q.safetensors"
     assert invoke("export", out, "--format", "int8", "-o", int8).exit_code == 0
     assert load_model(int8).goals.names == ["bar.png", "disc.png"]

@@ -161,7 +161,7 @@ def test_rapid_commands_and_a_dropped_connection_do_not_stop_training(session, t
                 message = ws.recv(timeout=30)
                 if isinstance(message, str) and json.loads(message)["type"] == "error":
                     errors.append(json.loads(message)["text"])
-            assert "damage count must be below the batch size (4)" in errors and "a command is JSON text" in errors
+            assert "damage count must be from 0 to the batch size less one (3), got 99" in errors and "a command is JSON text" in errors
             assert any(e.startswith("unknown command 'no such command'") for e in errors)
             assert "the command 'wound' needs row to be a number" in errors
             ws.socket.shutdown(socket.SHUT_RDWR)  # dropped, without a closing handshake

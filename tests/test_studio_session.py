@@ -77,9 +77,9 @@ def test_the_worker_trains_and_applies_commands_between_iterations(session):
 
 
 def test_knobs_and_wounds_out_of_range_are_refused_at_once(session):
-    with pytest.raises(NCAError, match="damage count must be below the batch size"):
+    with pytest.raises(NCAError, match="damage_count must be from 0 to the batch size less one"):
         session.set_knobs(damage_count=4)
-    with pytest.raises(NCAError, match="need 1 <= steps_min <= steps_max"):
+    with pytest.raises(NCAError, match=r"steps_max must be at least the shortest rollout \(20 steps\), got 12"):
         session.set_knobs(steps_min=20)
     with pytest.raises(NCAError, match="the learning rate must be a positive number"):
         session.set_knobs(lr=-1.0)
@@ -119,6 +119,24 @@ def test_save_writes_a_model_file_in_the_folder_with_a_safe_name(session, tmp_pa
         session.save("mine")
     session.save("")
     wait_for(lambda: "studio-disc.safetensors" in session.saved, "the default name")
+
+
+def test_saving_on_exit_never_replaces_files_it_did_not_write(tmp_path, disc_png):
+    folder = tmp_path / "studio"
+    folder.mkdir()
+    s = tiny_session(folder, str(disc_png))
+    assert s.exit_paths() == (folder / "studio-disc.safetensors", folder / "studio-disc.ckpt.safetensors")
+    (folder / "studio-disc.ckpt.safetensors").write_bytes(b"an earlier run's state")
+    (folder / "studio-disc-2.safetensors").write_bytes(b"mine")
+    model, state = s.save_on_exit()  # neither the taken -1 nor the half-taken -2: the first free name
+    assert (model.name, state.name) == ("studio-disc-3.safetensors", "studio-disc-3.ckpt.safetensors")
+    assert (folder / "studio-disc.ckpt.safetensors").read_bytes() == b"an earlier run's state"
+    assert (folder / "studio-disc-2.safetensors").read_bytes() == b"mine"
+    # A run that continues a state of this folder saves over it, and over its model.
+    resumed = Session(open_run(str(state), 12, 4, TINY_MODEL, TINY_RECIPE, {}, torch.device("cpu")), folder, 12, 4,
+                      resumed_from=state)
+    assert resumed.exit_paths() == (model, state)
+    assert load_model(model).model.config == TINY_MODEL
 
 
 def test_file_stems_are_safe():

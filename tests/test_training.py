@@ -142,8 +142,12 @@ def test_pool_sampling_seeds_the_worst_and_wounds_the_best(disc_target):
 def test_train_config_validation():
     with pytest.raises(ValueError, match="mode must be one of"):
         TrainConfig(mode="fly")
-    with pytest.raises(ValueError, match="steps_min <= steps_max"):
+    with pytest.raises(ValueError, match=r"^steps_max must be at least the shortest rollout \(10 steps\), got 5$"):
         TrainConfig(steps_min=10, steps_max=5)
+    with pytest.raises(ValueError, match="^steps_min must be at least 1, got 0$"):
+        TrainConfig(steps_min=0)
+    with pytest.raises(ValueError, match="^batch must be at least 1, got 0$"):
+        TrainConfig(batch=0)
     assert TrainConfig(lr=1.0, lr_decay_at=5).learning_rate(4) == 1.0
     assert TrainConfig(lr=1.0, lr_decay_at=5).learning_rate(5) == pytest.approx(0.1)
 
@@ -206,7 +210,7 @@ def test_a_run_can_change_its_target_and_recipe_between_iterations(disc_target):
     trainer.iterate()
     with pytest.raises(NCAError, match="pool_size cannot change during a run"):
         trainer.reconfigure(pool_size=16)
-    with pytest.raises(NCAError, match="damage count must be below the batch size"):
+    with pytest.raises(NCAError, match="damage_count must be from 0 to the batch size less one"):
         trainer.reconfigure(damage_count=9)
 
 

@@ -17,7 +17,6 @@ from ..studio import Session, open_run
 from ..studio.security import DEFAULT_HOST
 from ..targets.images import check_fit
 from ..training import MODES, TrainConfig
-from ..training.resume import resume_path
 from .console import err, out, stop_on_ctrl_c, user_errors
 from .options import given
 
@@ -60,9 +59,8 @@ def studio(
                        pick_device(device))
     if not given(ctx, "size") and not given(ctx, "pad"):
         size, pad = trainer.target.size or size, trainer.target.pad  # a continued run keeps its grid
-    session = Session(trainer, folder, size, pad)
-    model_path = folder / f"{session.default_stem()}.safetensors"
-    for path in (model_path, resume_path(model_path)):
+    session = Session(trainer, folder, size, pad, resumed_from=Path(source) if source and Path(source).is_file() else None)
+    for path in session.exit_paths():
         check_writable(path)
     from ..studio.serve import StudioServer  # the server libraries load only for the studio
 

@@ -51,14 +51,14 @@ def export_web(loaded: LoadedModel, path: str | Path, grid: tuple[int, int] | No
     if max(H, W) > MAX_WEB_SIDE:
         raise NCAError(f"the web page runs worlds of up to {MAX_WEB_SIDE} cells a side, got {H}x{W}")
     own = loaded.target is not None and loaded.target.shape == (H, W)
-    goals = loaded.goals.targets if loaded.goals is not None and own else [None] * cfg.goals
+    goals = loaded.goals.targets if loaded.goals is not None else [None] * cfg.goals  # names, and the targets
     data = {**cfg.to_dict(), "height": H, "width": W,
             "w1": _floats_b64(model.w1.weight), "b1": _floats_b64(model.w1.bias),
             "w2": _floats_b64(model.w2.weight), "b2": _floats_b64(model.w2.bias),
             "target": _target_b64(loaded.target) if own else None,
             "goal_layers": goal_layers(model) if cfg.goals else [],
             "goal_names": [t.name if t is not None else str(i) for i, t in enumerate(goals)],
-            "goal_targets": [_target_b64(t) for t in goals]}
+            "goal_targets": [_target_b64(t) if own else None for t in goals]}
     title = html.escape(", ".join(data["goal_names"]) if loaded.goals is not None else
                         loaded.target.name if loaded.target is not None else Path(loaded.source).stem)
     page = (resources.files("nca_cli.export") / "web_template.html").read_text(encoding="utf-8")

@@ -28,7 +28,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainT
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from ..errors import NCAError
+from ..errors import InvalidOption, NCAError
 from .commands import run_command
 from .security import Guard, cookie_name
 from .session import Session
@@ -37,6 +37,11 @@ from .uploads import TooLarge, check_upload_size, picture_target, uploaded_model
 STATIC = {"studio.js": "text/javascript; charset=utf-8", "studio.css": "text/css; charset=utf-8"}
 FRAME_PERIOD = 0.1  # seconds between two updates sent to a page
 LIVE, TARGET, POOL = 0, 1, 2
+
+
+def page_text(exc: NCAError) -> str:
+    """An error as the page shows it: a setting by its knob's words ("damage count"), not its name."""
+    return f"{exc.name.replace('_', ' ')} {exc.problem}" if isinstance(exc, InvalidOption) else str(exc)
 
 
 def _static(name: str) -> bytes:
@@ -110,7 +115,7 @@ async def stream_socket(ws: WebSocket) -> None:
             try:
                 run_command(session, json.loads(message.get("text") or "null"))
             except (NCAError, ValueError) as exc:  # ValueError: not JSON
-                replies.put_nowait({"type": "error", "text": str(exc) if isinstance(exc, NCAError)
+                replies.put_nowait({"type": "error", "text": page_text(exc) if isinstance(exc, NCAError)
                                     else "a command is JSON text"})
     finally:
         sender.cancel()

@@ -9,6 +9,7 @@ the worker publishes a Snapshot (figures and pictures as bytes) that any number 
 from __future__ import annotations
 
 import collections
+import itertools
 import math
 import queue
 import random
@@ -21,7 +22,7 @@ from ..errors import NCAError
 from ..formats.model_file import LoadedModel, save_model
 from ..targets import Target
 from ..training import TrainConfig, Trainer, save_interrupted
-from ..training.resume import resume_path
+from ..training.resume import STATE_SUFFIX, resume_path
 from .live import LiveView, check_live_knobs, straight_rgba
 from .runs import check_flat, trainer_from_model
 from .snapshot import Notice, Snapshot, pool_choice
@@ -36,7 +37,10 @@ MAX_NOTICES = 200
 class Session:
     """The run and its live view, trained by a worker thread until stop()."""
 
-    def __init__(self, trainer: Trainer, folder: str | Path, size: int, pad: int, live_speed: float = 30.0):
+    def __init__(self, trainer: Trainer, folder: str | Path, size: int, pad: int, live_speed: float = 30.0,
+                 resumed_from: Path | None = None):
+        """`resumed_from`: the resume state the run continues, if any; in `folder`, it and its model
+        are the files that saving on exit may replace."""
         check_flat(trainer.model.config, trainer.target)
         self.trainer = trainer
         self.folder = Path(folder)
@@ -46,6 +50,10 @@ class Session:
         self.paused = False
         self.failure: BaseException | None = None  # a bug in the worker, re-raised by whoever runs it
         self.saved: dict[str, Path] = {}  # files written by Save, by name (the only ones served)
+        self.resumed: set[str] = set()  # the resume state continued from this folder, and its model
+        if resumed_from is not None and resumed_from.name.endswith(STATE_SUFFIX) and \
+                resumed_from.resolve().parent == self.folder.resolve():
+            self.resumed = {resumed_from.name, resumed_from.name[: -len(STATE_SUFFIX)] + ".safetensors"}
         self._schedule = (trainer.config.lr_decay_at, trainer.config.iterations)
         self._damage_count = trainer.config.damage_count or min(3, trainer.config.batch - 1)
         self._commands: queue.Queue[Callable[[], None]] = queue.Queue()
@@ -195,12 +203,22 @@ class Session:
         """studio-<the target's name without its suffix>: 'studio-lizard' for 🦎, 'studio-heart' for heart.png."""
         return "studio-" + (file_stem(Path(self.trainer.target.name).stem) or "target")
 
+    def exit_paths(self) -> tuple[Path, Path]:
+        """Where saving on exit writes: studio-<target>.safetensors and its resumable state, or the
+        first of studio-<target>-2, -3, ... where neither is a file this session did not write or
+        resume from (the user's own, an earlier run's)."""
+        for n in itertools.count(1):
+            model = self.folder / f"{self.default_stem()}{'' if n == 1 else f'-{n}'}.safetensors"
+            paths = (model, resume_path(model))
+            if all(not p.exists() or p.name in self.saved or p.name in self.resumed for p in paths):
+                return paths
+
     def save_on_exit(self) -> tuple[Path, Path]:
-        """After stop(): the model so far and the run's resumable state, studio-<target>.safetensors
-        and studio-<target>.ckpt.safetensors. Returns their paths."""
-        model = self.folder / f"{self.default_stem()}.safetensors"
-        save_interrupted(self.trainer, model, resume_path(model))
-        return model, resume_path(model)
+        """After stop(): the model so far and the run's resumable state (exit_paths). Returns their
+        paths."""
+        model, state = self.exit_paths()
+        save_interrupted(self.trainer, model, state)
+        return model, state
 
     def _switch_target(self, target: Target) -> None:
         t = self.trainer

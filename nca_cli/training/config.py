@@ -58,8 +58,9 @@ class TrainConfig:
     def __post_init__(self):
         if self.mode not in MODES:
             raise NCAError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.iterations < 1 or self.batch < 1:
-            raise NCAError("iterations and batch must be positive")
+        for name in ("iterations", "batch"):
+            if getattr(self, name) < 1:
+                raise InvalidOption(name, f"must be at least 1, got {getattr(self, name)}")
         for name, value, most in (("iterations", self.iterations, MAX_ITERATIONS), ("batch", self.batch, MAX_BATCH),
                                   ("pool_size", self.pool_size, MAX_POOL), ("steps_max", self.steps_max, MAX_ROLLOUT)):
             if value > most:
@@ -71,10 +72,13 @@ class TrainConfig:
             raise InvalidOption("lr_decay_at", f"must not be negative, got {self.lr_decay_at}")
         if self.mode != "grow" and self.pool_size < self.batch:
             raise NCAError(f"pool size ({self.pool_size}) must be at least the batch ({self.batch})")
-        if not 1 <= self.steps_min <= self.steps_max:
-            raise NCAError(f"need 1 <= steps_min <= steps_max, got {self.steps_min}..{self.steps_max}")
+        if self.steps_min < 1:
+            raise InvalidOption("steps_min", f"must be at least 1, got {self.steps_min}")
+        if self.steps_min > self.steps_max:
+            raise InvalidOption("steps_max", f"must be at least the shortest rollout ({self.steps_min} steps), got {self.steps_max}")
         if self.mode == "regen" and not 0 <= self.damage_count < self.batch:
-            raise NCAError(f"damage count must be below the batch size ({self.batch})")
+            raise InvalidOption("damage_count", f"must be from 0 to the batch size less one ({self.batch - 1}), "
+                                                f"got {self.damage_count}")
         if not 0.0 <= self.average < 1.0:  # NaN fails this too
             raise NCAError(f"weight average decay must be in [0, 1), got {self.average}")
         if not 0.0 <= self.switch_rate <= 1.0:

@@ -26,10 +26,13 @@ from .trainer import RANK_SEED, Trainer
 RESUME_FORMAT = "nca-train-state"
 
 
+STATE_SUFFIX = ".ckpt.safetensors"
+
+
 def resume_path(output: str | Path) -> Path:
     """Where training keeps its resumable state: beside the model, e.g. lizard.ckpt.safetensors."""
     output = Path(output)
-    return output.with_name(output.stem + ".ckpt.safetensors")
+    return output.with_name(output.stem + STATE_SUFFIX)
 
 
 def save_state(trainer: Trainer, path: str | Path) -> None:
