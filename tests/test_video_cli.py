@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from nca_cli.cli import app
+from nca_cli.errors import NCAError
 from nca_cli.formats.model_file import load_model, read_safetensors, resolve_model_path
 from nca_cli.video.checkpoint import load_video_state, save_video_state
 from nca_cli.video.model import WARM_UP, video_config
@@ -244,6 +245,24 @@ def test_a_resume_state_saved_before_tones_and_scales_still_loads(tmp_path):
     assert old.zoom.eq(1).all() and old.gain.eq(1).all() and old.shift.eq(0).all()
     assert torch.equal(old.time, trainer.time) and torch.equal(old.state, trainer.state)
     assert old.run() == "done" and old.iteration == 3
+
+
+def test_a_damaged_or_shorter_resume_state_is_one_error(tmp_path):
+    clip = random_clip(frames=12, size=(20, 20))
+    config = VideoTrainConfig(keep=0.2, iterations=2, batch=3, crop=8, window=3, seed=1)
+    trainer = VideoTrainer(video_config(3, hidden_channels=4, hidden=16), config, clip)
+    trainer.run()
+    state = tmp_path / "state.safetensors"
+    save_video_state(trainer, state)
+    with pytest.raises(NCAError, match="^iterations 1 is fewer than the 2 iterations the run has done"):
+        load_video_state(state, clip, iterations=1)
+    tensors, meta = read_safetensors(state)
+    progress = json.loads(meta["progress"])
+    for bad, message in (([1, 2], "has invalid metadata: clip and progress must be JSON objects"),
+                         ({k: v for k, v in progress.items() if k != "rollbacks"}, "is damaged: its progress")):
+        save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={**meta, "progress": json.dumps(bad)})
+        with pytest.raises(NCAError, match=message):
+            load_video_state(tmp_path / "bad.safetensors", clip)
 
 
 def test_augmentation_shows_each_stream_its_own_scale_view_colours_and_tone():

@@ -63,8 +63,10 @@ def save_state(trainer: Trainer, path: str | Path) -> None:
     write_safetensors(path, tensors, meta)
 
 
-def check_extends(iterations: int | None, done) -> None:
-    """A resumed run's --iterations (None: as saved) must not be fewer than it has done."""
+def check_extends(iterations: int | None, progress) -> None:
+    """A resumed run's --iterations (None: as saved) must not be fewer than the iterations its saved
+    progress says it has done (a damaged progress is left to the checks that report it)."""
+    done = progress.get("iteration") if isinstance(progress, dict) else None
     if iterations is not None and isinstance(done, int) and iterations < done:
         raise InvalidOption("iterations", f"{iterations} is fewer than the {done} iterations the run has done: give "
                                           "more to extend it, or leave it out to finish it as saved")
@@ -91,7 +93,7 @@ def load_state(path: str | Path, target: Target | GoalSet | None = None, device:
     if stored_target.get("sha256") != target.sha256:
         raise NCAError(f"{path} was trained on another target ({stored_target.get('name')}, "
                        f"size {stored_target.get('size')}, pad {stored_target.get('pad')})")
-    check_extends(iterations, progress.get("iteration"))
+    check_extends(iterations, progress)
     if iterations is not None:
         train_config = TrainConfig.from_dict({**train_config.to_dict(), "iterations": iterations})
     trainer = Trainer(model_config, train_config, target, device, world)

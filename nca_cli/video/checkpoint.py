@@ -68,11 +68,14 @@ def load_video_state(path: str | Path, clip: Clip, device: str | torch.device = 
         model_config = NCAConfig.from_dict(json.loads(meta["model"]))
         config = VideoTrainConfig.from_dict(json.loads(meta["training"]))
         stored_clip, progress = json.loads(meta["clip"]), json.loads(meta["progress"])
+        if not (isinstance(stored_clip, dict) and isinstance(progress, dict)):
+            raise TypeError("clip and progress must be JSON objects")
     except (KeyError, ValueError, TypeError) as exc:
         raise NCAError(f"{path} has invalid metadata: {exc}") from exc
     if stored_clip.get("sha256") != clip_checksum(clip):
-        raise NCAError(f"{path} was trained on another clip ({stored_clip.get('name')}), or on it at another --size or with --grey changed")
-    check_extends(iterations, progress.get("iteration"))
+        raise NCAError(f"{path} was trained on another clip ({stored_clip.get('name')}), or on it at another --size "
+                       "or with --grey changed")
+    check_extends(iterations, progress)
     if iterations is not None:
         config = VideoTrainConfig.from_dict({**config.to_dict(), "iterations": iterations})
     trainer = VideoTrainer(model_config, config, clip, device)
@@ -90,7 +93,10 @@ def load_video_state(path: str | Path, clip: Clip, device: str | torch.device = 
         trainer.fire_generator.set_state(tensors["fire_rng"])
     except (KeyError, RuntimeError, ValueError, IndexError) as exc:
         raise NCAError(f"{path} is damaged or from an incompatible version: {exc}") from exc
-    trainer.losses = tensors["losses"].tolist()
-    trainer.iteration, trainer.elapsed = int(progress["iteration"]), float(progress["elapsed"])
-    trainer.rollbacks, trainer.decay_from = int(progress["rollbacks"]), int(progress["decay_from"])
+    try:
+        trainer.losses = tensors["losses"].tolist()
+        trainer.iteration, trainer.elapsed = int(progress["iteration"]), float(progress["elapsed"])
+        trainer.rollbacks, trainer.decay_from = int(progress["rollbacks"]), int(progress["decay_from"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NCAError(f"{path} is damaged: its progress or loss history is missing or malformed ({exc})") from exc
     return trainer
