@@ -388,6 +388,22 @@ def test_sigterm_while_rendering_leaves_nothing(tmp_path, name):
     assert leftovers(tmp_path) == []
 
 
+def test_an_interrupt_while_the_encoder_starts_is_delivered_after_it_started():
+    from nca_cli.formats.ffmpeg import interrupts_held
+
+    seen: list[str] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append("handled"))
+    try:
+        with interrupts_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            seen.append("inside")
+        seen.append("after")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == ["inside", "handled", "after"]
+
+
 def test_ctrl_c_while_the_command_line_loads_exits_130_without_a_traceback(monkeypatch):
     import builtins
 

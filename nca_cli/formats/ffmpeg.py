@@ -7,8 +7,11 @@ encoder is an NCAError with ffmpeg's own last line, never a silently truncated f
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,25 @@ import numpy as np
 from ..errors import NCAError
 
 CRF = 10  # x264 constant rate factor: near-lossless for flat-coloured cells (what imageio's quality 8 gave)
+
+
+@contextlib.contextmanager
+def interrupts_held():
+    """Hold Ctrl-C and SIGTERM while a child process starts, then deliver them: an interrupt that
+    arrived while Popen ran would leave the encoder running unseen, writing its file after ours was
+    thrown away. (Signal handlers are the main thread's; elsewhere nothing is held.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+        for s in held:
+            signal.raise_signal(s)
 
 
 class H264Writer:
@@ -31,7 +53,8 @@ class H264Writer:
         cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
                "-s", f"{width}x{height}", "-r", f"{self.fps:g}", "-i", "-", "-an", "-c:v", "libx264",
                "-pix_fmt", "yuv420p", "-crf", str(CRF), str(self.path)]
-        self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.log)
+        with interrupts_held():
+            self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.log)
 
     def write(self, frame: np.ndarray) -> None:
         if self.process is None:
