@@ -181,8 +181,10 @@ def refuse_unused(ctx: typer.Context, shape: str, sweep_mode: bool) -> None:
             raise NCAError(f"{flag(name)} is for one run with wounds; --sweep grows and wounds its own patterns "
                            "(--radii, --spacing, --seeds, --recover-steps)" if sweep_mode else
                            f"{flag(name)} is for --sweep")
+    if sweep_mode:
+        return
     for name, shapes in SHAPE_OPTIONS.items():
-        if given(ctx, name) and shape not in shapes and not sweep_mode:
+        if given(ctx, name) and shape not in shapes:
             raise NCAError(f"{flag(name)} is for --shape {' or '.join(shapes)}, not {shape}")
 
 

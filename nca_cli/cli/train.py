@@ -78,9 +78,10 @@ def train(
     loaded = load_targets(targets, size, pad, keep_white)
     goals = len(loaded) if isinstance(loaded, GoalSet) else 0
     dims = 3 if isinstance(loaded, Target) and loaded.dims == 3 else 2
-    for name in ("switch_rate", "conditioning") if not goals else ():
-        if given(ctx, name):
-            raise NCAError(f"--{name.replace('_', '-')} is for several targets (one rule, many goals); this run trains one")
+    one_target = [name for name in ("switch_rate", "conditioning") if not goals and given(ctx, name)]
+    if one_target:
+        raise NCAError(f"--{one_target[0].replace('_', '-')} is for several targets (one rule, many goals); "
+                       "this run trains one")
     if dims == 3 and keep_white:
         raise NCAError("--keep-white is for pictures without alpha; a voxel body has its own empty cells")
     if dims == 3:  # a voxel body: the 3D recipe wherever an option was left at its default
